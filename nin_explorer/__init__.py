@@ -1,0 +1,1 @@
+"""NiN Explorer core: specs, summaries, data, training. Never imports streamlit."""

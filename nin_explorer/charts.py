@@ -1,0 +1,136 @@
+"""Plotly figures built from plain values (summaries, metric rows). No streamlit here."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from .render import human_bytes, human_count, shape_text
+from .spec import NetSpec
+from .summary import Summary
+
+PALETTE = {"nin": "#4C78A8", "conv": "#F58518", "inception": "#54A24B", "pool": "#B8B8B8",
+           "dropout": "#E0E0E0", "head": "#E45756"}
+
+
+def block_bars_figure(summary: Summary) -> go.Figure:
+    """Parameters and FLOPs per block, side by side on two axes."""
+    names = [b.block for b in summary.blocks]
+    fig = go.Figure()
+    fig.add_bar(x=names, y=[b.params for b in summary.blocks], name="parameters",
+                marker_color="#4C78A8", offsetgroup=0,
+                hovertemplate="%{x}: %{y:,} parameters<extra></extra>")
+    fig.add_bar(x=names, y=[b.flops for b in summary.blocks], name="FLOPs per image",
+                marker_color="#F58518", offsetgroup=1, yaxis="y2",
+                hovertemplate="%{x}: %{y:,} FLOPs<extra></extra>")
+    fig.update_layout(
+        barmode="group", height=340, margin=dict(l=10, r=10, t=30, b=10),
+        yaxis=dict(title="parameters"), yaxis2=dict(title="FLOPs", overlaying="y", side="right"),
+        legend=dict(orientation="h", y=1.12), title=None)
+    return fig
+
+
+def _block_label(spec: NetSpec, index: int) -> tuple[str, str]:
+    b = spec.blocks[index]
+    if b.kind == "nin":
+        widths = b.extra_1x1_channels or (b.out_channels,) * b.n_extra_1x1
+        inner = [f"Conv {b.kernel}x{b.kernel} s{b.stride} p{b.padding}, {b.out_channels}"]
+        inner += [f"Conv 1x1, {w}" for w in widths]
+        title = "NiN block"
+    elif b.kind == "conv":
+        inner = [f"{b.n_convs} x Conv {b.kernel}x{b.kernel}"
+                 + (f" s{b.stride}" if b.stride > 1 else "") + f" p{b.padding}, {b.out_channels}"]
+        title = "Conv block"
+    else:
+        c1, c2a, c2b, c3a, c3b, c4 = b.paths
+        inner = [f"1x1 {c1} | 1x1 {c2a}→3x3 {c2b} | 1x1 {c3a}→5x5 {c3b} | pool→1x1 {c4}"]
+        title = "Inception"
+    if b.batch_norm:
+        inner.append("BatchNorm after each conv")
+    return title, "<br>".join(inner)
+
+
+def diagram_figure(summary: Summary) -> go.Figure:
+    """The network as a column of boxes, each labelled with its output shape."""
+    spec = summary.spec
+    items: list[tuple[str, str, str, str]] = []   # (title, detail, shape, colour)
+    items.append(("Input", "", shape_text(summary.input_shape), "#FFFFFF"))
+    for i, bt in enumerate(b for b in summary.blocks if b.block != "head"):
+        b = spec.blocks[i]
+        rows = [r for r in summary.rows if r.block == bt.block]
+        conv_end = next((r for r in reversed(rows) if r.type in ("ReLU", "Concat")
+                         and not (r.layer.path and r.type == "ReLU")), rows[0])
+        title, detail = _block_label(spec, i)
+        items.append((title, detail, shape_text(conv_end.output_shape), PALETTE[b.kind]))
+        for r in rows:
+            if r.name.endswith(".pool"):
+                items.append((f"{'Max' if r.type == 'MaxPool2d' else 'Avg'} pool", r.settings,
+                              shape_text(r.output_shape), PALETTE["pool"]))
+            elif r.type == "Dropout":
+                items.append(("Dropout", r.settings, shape_text(r.output_shape), PALETTE["dropout"]))
+    head_rows = [r for r in summary.rows if r.block == "head"]
+    if spec.head == "fc":
+        detail = " → ".join(str(w) for w in (*spec.fc_hidden, spec.num_classes))
+        items.append(("Flatten + fully connected", f"{detail} (dropout {spec.fc_dropout:g})",
+                      shape_text(head_rows[-1].output_shape), PALETTE["head"]))
+    else:
+        detail = "mean of each map = logit" if spec.head == "gap" else "then Linear → classes"
+        items.append(("Global average pool", detail, shape_text(head_rows[-1].output_shape),
+                      PALETTE["head"]))
+
+    # Shapes and annotations as plain dicts in one layout update: add_shape/add_annotation
+    # validate one by one and cost ~10 ms each.
+    step, shapes, notes = 1.0, [], []
+    for k, (title, detail, shape, colour) in enumerate(items):
+        y = -k * step
+        shapes.append(dict(type="rect", x0=0, x1=6, y0=y - 0.38, y1=y + 0.38, fillcolor=colour,
+                           opacity=0.9, line=dict(color="#333", width=1), layer="below"))
+        text = f"<b>{title}</b>" + (f"<br><span style='font-size:11px'>{detail}</span>" if detail else "")
+        dark = colour in (PALETTE["nin"], PALETTE["conv"], PALETTE["inception"], PALETTE["head"])
+        notes.append(dict(x=3, y=y, text=text, showarrow=False,
+                          font=dict(size=12, color="white" if dark else "#222")))
+        notes.append(dict(x=6.2, y=y, text=shape, showarrow=False, xanchor="left",
+                          font=dict(size=12, family="monospace")))
+        if k:
+            notes.append(dict(x=3, y=y + 0.38, ax=3, ay=y + step - 0.38, xref="x", yref="y",
+                              axref="x", ayref="y", showarrow=True, arrowhead=2, text=""))
+    height = max(300, 88 * len(items))
+    fig = go.Figure(layout=dict(
+        shapes=shapes, annotations=notes, height=height, margin=dict(l=5, r=5, t=5, b=5),
+        showlegend=False, plot_bgcolor="rgba(0,0,0,0)",
+        xaxis=dict(visible=False, range=[-0.2, 8.2]),
+        yaxis=dict(visible=False, range=[-(len(items) - 1) * step - 0.6, 0.6])))
+    return fig
+
+
+def compare_figure(rows: list[dict]) -> go.Figure:
+    """Parameters (split into FC and the rest) for several networks, log scale."""
+    names = [r["network"] for r in rows]
+    fig = go.Figure()
+    fig.add_bar(x=names, y=[r["params"] - r["fc_params"] for r in rows], name="conv layers",
+                marker_color="#4C78A8", hovertemplate="%{x}: %{y:,}<extra>conv</extra>")
+    fig.add_bar(x=names, y=[r["fc_params"] for r in rows], name="fully connected layers",
+                marker_color="#E45756", hovertemplate="%{x}: %{y:,}<extra>FC</extra>")
+    fig.update_layout(barmode="stack", height=340, margin=dict(l=10, r=10, t=30, b=10),
+                      yaxis=dict(title="parameters"), legend=dict(orientation="h", y=1.12))
+    return fig
+
+
+def memory_figure(summary: Summary) -> go.Figure:
+    m = summary.memory
+    parts = [("weights", m.weights_bytes), ("gradients", m.gradients_bytes),
+             ("optimiser state", m.optimizer_bytes), ("bf16 weight copies", m.weight_copies_bytes),
+             ("saved activations", m.saved_activations_bytes), ("workspace", m.workspace_bytes)]
+    fig = go.Figure()
+    for name, value in parts:
+        if value:
+            fig.add_bar(y=["training"], x=[value], name=name, orientation="h",
+                        hovertemplate=f"{name}: {human_bytes(value)}<extra></extra>")
+    for name, value in (("weights", m.weights_bytes + m.weight_copies_bytes),
+                        ("live activations", m.infer_activations_bytes)):
+        fig.add_bar(y=["prediction"], x=[value], name=f"{name} (prediction)", orientation="h",
+                    hovertemplate=f"{name}: {human_bytes(value)}<extra></extra>")
+    fig.update_layout(barmode="stack", height=260, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(title="bytes"), legend=dict(orientation="h", y=-0.35))
+    return fig
+
+
+__all__ = ["block_bars_figure", "diagram_figure", "compare_figure", "memory_figure", "human_count"]

@@ -1,0 +1,77 @@
+"""Flat control values (one per widget) to and from a spec, so pages stay thin.
+
+Keys are stable strings: `input_size`, `b2.kernel`, ... The Build page stores them in its
+session state; these functions are plain and tested without Streamlit.
+"""
+from __future__ import annotations
+
+from .spec import BlockSpec, NetSpec, SpecError
+
+NET_KEYS = ("name", "in_channels", "input_size", "num_classes", "n_blocks", "head",
+            "fc_layers", "fc_width", "fc_dropout")
+BLOCK_KEYS = ("kind", "out_channels", "kernel", "stride", "padding", "n_extra_1x1",
+              "widths_1x1", "n_convs", "batch_norm", "pool", "pool_kernel", "pool_stride",
+              "pool_padding", "dropout", "paths")
+DEFAULT_BLOCK = BlockSpec(96, kernel=3, padding=1, pool="max", pool_kernel=3, pool_stride=2)
+
+
+def block_controls(b: BlockSpec) -> dict:
+    return {
+        "kind": b.kind, "out_channels": b.out_channels, "kernel": b.kernel, "stride": b.stride,
+        "padding": b.padding, "n_extra_1x1": b.n_extra_1x1,
+        "widths_1x1": ", ".join(map(str, b.extra_1x1_channels)), "n_convs": b.n_convs,
+        "batch_norm": b.batch_norm, "pool": b.pool, "pool_kernel": b.pool_kernel,
+        "pool_stride": b.pool_stride, "pool_padding": b.pool_padding, "dropout": float(b.dropout),
+        "paths": ", ".join(map(str, b.paths)),
+    }
+
+
+def spec_to_controls(spec: NetSpec) -> dict:
+    """Every control value for `spec`, keyed `name` or `b<i>.<field>` (i from 1)."""
+    values = {
+        "name": spec.name, "in_channels": spec.in_channels, "input_size": spec.input_size,
+        "num_classes": spec.num_classes, "n_blocks": len(spec.blocks), "head": spec.head,
+        "fc_layers": len(spec.fc_hidden), "fc_width": spec.fc_hidden[0] if spec.fc_hidden else 4096,
+        "fc_dropout": float(spec.fc_dropout),
+    }
+    for i, b in enumerate(spec.blocks, start=1):
+        values.update({f"b{i}.{k}": v for k, v in block_controls(b).items()})
+    return values
+
+
+def _int_tuple(text: str, what: str) -> tuple[int, ...]:
+    text = (text or "").strip()
+    if not text:
+        return ()
+    try:
+        return tuple(int(x) for x in text.replace(";", ",").split(","))
+    except ValueError:
+        raise SpecError(f"{what} must be whole numbers separated by commas, "
+                        f"like '160, 96' (got {text[:40]!r}).") from None
+
+
+def controls_to_spec(values: dict) -> NetSpec:
+    """The spec the controls describe; SpecError says which setting is wrong."""
+    blocks = []
+    for i in range(1, int(values["n_blocks"]) + 1):
+        v = {k: values.get(f"b{i}.{k}", getattr(DEFAULT_BLOCK, k, None)) for k in BLOCK_KEYS}
+        kind = v["kind"]
+        blocks.append(BlockSpec(
+            kind=kind, out_channels=int(v["out_channels"]), kernel=int(v["kernel"]),
+            stride=int(v["stride"]), padding=int(v["padding"]),
+            n_extra_1x1=int(v["n_extra_1x1"]),
+            extra_1x1_channels=_int_tuple(v["widths_1x1"], f"Block {i}'s 1x1 widths")
+            if kind == "nin" else (),
+            n_convs=int(v["n_convs"]),
+            batch_norm=bool(v["batch_norm"]), pool=v["pool"], pool_kernel=int(v["pool_kernel"]),
+            pool_stride=int(v["pool_stride"]), pool_padding=int(v["pool_padding"]),
+            dropout=round(float(v["dropout"]), 4),
+            paths=_int_tuple(v["paths"], f"Block {i}'s path widths") if kind == "inception" else (),
+        ))
+    head = values["head"]
+    hidden = (int(values["fc_width"]),) * int(values["fc_layers"]) if head == "fc" else ()
+    return NetSpec(
+        name=str(values["name"]), in_channels=int(values["in_channels"]),
+        input_size=int(values["input_size"]), num_classes=int(values["num_classes"]),
+        blocks=tuple(blocks), head=head, fc_hidden=hidden,
+        fc_dropout=round(float(values["fc_dropout"]), 4))

@@ -1,0 +1,50 @@
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def run_cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "nin_explorer", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_summary_table():
+    out = run_cli("summary", "--preset", "d2l")
+    assert out.returncode == 0, out.stderr
+    assert "1,992,166" in out.stdout and "1,524,594,704" in out.stdout
+    assert "block3.pool" in out.stdout and "384 x 5 x 5" in out.stdout
+
+
+def test_summary_json(tmp_path):
+    out = run_cli("summary", "--preset", "tiny", "--json", "--batch-size", "64")
+    data = json.loads(out.stdout)
+    assert data["totals"]["params"] == 27354
+    assert data["layers"][0] == {"name": "block1.conv0", "type": "Conv2d",
+                                 "output_shape": [16, 28, 28], "params": 416, "flops": 627200}
+    assert set(data["totals"]) == {"params", "flops", "train_memory_bytes", "infer_memory_bytes"}
+
+
+def test_summary_from_config_and_input_size(tmp_path):
+    from nin_explorer.presets import D2L
+    path = tmp_path / "v.json"
+    path.write_text(D2L.to_json())
+    out = run_cli("summary", "--config", str(path), "--input-size", "96", "--json")
+    assert json.loads(out.stdout)["totals"]["params"] == 1_992_166
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    cases = [("summary", "--preset", "d2l", "--input-size", "28"),
+             ("summary", "--config", str(bad)),
+             ("summary", "--config", str(tmp_path / "missing.json")),
+             ("summary", "--preset", "nope"),
+             ("summary", "--batch-size", "0"),
+             ("summary", "--input-size", "abc")]
+    for args in cases:
+        out = run_cli(*args)
+        assert out.returncode == 2, args
+        assert len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
+        assert "Traceback" not in out.stderr

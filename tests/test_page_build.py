@@ -1,0 +1,106 @@
+"""AppTest of the Build page (the default page of app.py)."""
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from nin_explorer.presets import D2L
+
+
+def app(query=None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if query:
+        at.query_params.update(query)
+    return at.run()
+
+
+def metrics(at):
+    return {m.label: m.value for m in at.metric}
+
+
+def table(at, key="layer_table"):
+    return [el for el in at.get("arrow_data_frame")]
+
+
+def test_default_is_d2l_with_exact_totals():
+    at = app()
+    assert not at.exception
+    m = metrics(at)
+    assert m["Parameters"] == "1,992,166"
+    assert m["FLOPs per image"] == "1.52 G"
+    assert at.query_params["preset"] == ["d2l"] or at.query_params["preset"] == "d2l"
+
+
+def test_switching_preset_changes_totals_and_url():
+    at = app()
+    at.sidebar.selectbox(key="w.preset").set_value("tiny").run()
+    assert metrics(at)["Parameters"] == "27,354"
+    at.sidebar.selectbox(key="w.preset").set_value("alexnet").run()
+    assert metrics(at)["Parameters"] == "46,764,746"
+    assert not at.exception
+
+
+def test_slider_change_updates_table_and_link():
+    at = app()
+    df_before = at.dataframe[0].value
+    at.sidebar.slider(key="w.input_size").set_value(96).run()
+    df_after = at.dataframe[0].value
+    assert list(df_before["output"]) != list(df_after["output"])
+    assert "96 x 96" not in list(df_before["output"])[0]
+    assert "spec" in at.query_params
+    assert metrics(at)["Parameters"] == "1,992,166"  # GAP: same parameters at any input size
+
+
+def test_collapsing_input_shows_message_and_rows_not_exception():
+    at = app()
+    at.sidebar.slider(key="w.input_size").set_value(28).run()
+    assert not at.exception
+    assert "block2.pool" in at.error[0].value and "67x67" in at.error[0].value
+    assert len(at.dataframe[0].value) == 13  # the rows up to the failing layer
+
+
+def test_gap_mismatch_offers_a_fix():
+    at = app()
+    at.sidebar.number_input(key="w.num_classes").set_value(7).run()
+    assert not at.exception
+    assert "one channel per class" in at.error[0].value
+    at.button[0].click().run()
+    assert not at.error
+    assert metrics(at)["Parameters"] != "1,992,166"
+
+
+@pytest.mark.parametrize("query", [{"spec": "garbage!!"}, {"preset": "<script>"},
+                                   {"spec": "A" * 9000}])
+def test_hostile_link_falls_back_to_preset(query):
+    at = app(query)
+    assert not at.exception
+    assert at.warning and "preset" in at.warning[0].value
+    assert metrics(at)["Parameters"] == "1,992,166"
+
+
+def test_share_link_restores_variant():
+    from nin_explorer.export import to_query
+    variant = D2L.replace(input_size=160, name="custom (d2l)")
+    at = app(to_query(variant))
+    assert at.sidebar.slider(key="w.input_size").value == 160
+    assert not at.warning
+
+
+def test_json_upload_loads_and_bad_json_is_refused():
+    at = app()
+    from nin_explorer.presets import TINY
+    at.file_uploader(key="up_json").upload("tiny.json", TINY.to_json().encode(), "application/json").run()
+    assert metrics(at)["Parameters"] == "27,354"
+    at.file_uploader(key="up_json").upload("bad.json", b'{"blocks": 3}', "application/json").run()
+    assert not at.exception
+    assert any("not a usable spec" in e.value for e in at.error)
+    assert metrics(at)["Parameters"] == "27,354"  # nothing changed
+
+
+def test_export_snippet_and_json_are_offered():
+    at = app()
+    codes = [c.value for c in at.code]
+    assert any("def nin_block" in c for c in codes)
+    spec_json = json.loads(D2L.to_json())
+    assert spec_json["name"] == "d2l"

@@ -1,0 +1,31 @@
+"""Screenshot every page in headless Chromium: `python tools/screenshots.py [OUT_DIR] [PATH ...]`.
+
+Used to look at the UI and to refresh the README's images in assets/.
+"""
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from e2e_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_for_app  # noqa: E402
+
+
+def main(out: Path, paths: list[str]) -> None:
+    from playwright.sync_api import sync_playwright
+    out.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(Path(tempfile.mkdtemp())) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        for path in paths:
+            page.goto(f"{url}/{path}")
+            wait_for_app(page)
+            page.wait_for_timeout(1500)  # plotly draws after the script finishes
+            name = path.split("?")[0] or "home"
+            page.screenshot(path=str(out / f"{name}.png"), full_page=False)
+            print(out / f"{name}.png")
+        browser.close()
+
+
+if __name__ == "__main__":
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("test-artifacts")
+    main(out, sys.argv[2:] or ["build"])
