@@ -1,0 +1,224 @@
+"""What each class channel finds: GAP maps, class activation maps, block feature maps.
+
+For the `gap` head the last block outputs one map per class and logit c = mean of map c.
+For `gap-linear` the class activation map (CAM) of class c is sum_k w[c, k] * A_k + b[c],
+whose mean is again logit c. For `fc` there is no such identity; Grad-CAM stands in.
+"""
+from __future__ import annotations
+
+import io
+import pickle
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .build import build_model
+from .spec import NetSpec, SpecError
+
+MAX_UPLOAD_BYTES = 16 * 2**20
+MAX_IMAGE_PIXELS = 4096 * 4096
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+class ImageError(ValueError):
+    """An uploaded file that is not a usable image; the message says why."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    spec: NetSpec
+    model: nn.Module          # eval mode, on the CPU
+    classes: list[str]
+    config: dict
+    epoch: int
+
+
+# --- loading ---
+
+def load_checkpoint(source) -> Checkpoint:
+    """A path or bytes of a checkpoint written by the trainer, loaded without unpickling code."""
+    try:
+        f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        state = torch.load(f, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError("The checkpoint file is missing (the run may not have finished an epoch).") from None
+    except pickle.UnpicklingError as e:  # weights_only refuses anything but tensors and plain values
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
+                                  "corrupted).") from None
+        raise CheckpointError("That checkpoint holds objects other than tensors and plain values, "
+                              "so it is refused unread (only weights-only checkpoints are loaded).") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError("That file is not a complete PyTorch checkpoint "
+                              f"(it may be truncated or corrupted: {str(e)[:80]}).") from None
+    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        raise CheckpointError("That file is a PyTorch file but not a NiN Explorer checkpoint "
+                              "(it needs 'model' weights and a 'spec').")
+    try:
+        spec = NetSpec.from_dict(state["spec"])
+        model = build_model(spec)
+    except SpecError as e:
+        raise CheckpointError(f"The checkpoint's spec is not valid: {e}") from None
+    try:
+        model.load_state_dict(state["model"], strict=True)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = str(e).splitlines()[0:3]
+        raise CheckpointError("The weights do not fit the checkpoint's own spec (another "
+                              f"architecture?): {' '.join(first)[:200]}") from None
+    classes = state.get("classes") or [str(i) for i in range(spec.num_classes)]
+    return Checkpoint(spec, model.eval(), list(classes), dict(state.get("config") or {}),
+                      int(state.get("epoch") or 0))
+
+
+def image_from_upload(data: bytes, channels: int, size: int) -> torch.Tensor:
+    """An uploaded PNG/JPEG as a uint8 (C, size, size) tensor, or ImageError saying why not."""
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ImageError(f"That file is {len(data) / 2**20:.1f} MB; images up to "
+                         f"{MAX_UPLOAD_BYTES // 2**20} MB are accepted.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))  # reads only the header
+            if im.width * im.height > MAX_IMAGE_PIXELS:
+                raise ImageError(f"That image is {im.width}x{im.height} pixels, too large to "
+                                 "decode safely; use one under 16 megapixels.")
+            if im.format not in ("PNG", "JPEG", "BMP", "GIF", "WEBP"):
+                raise ImageError(f"{im.format} images are not accepted; use PNG or JPEG.")
+            im.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, ValueError):
+        raise ImageError("That file is not an image PIL can read; upload a PNG or JPEG.") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageError("That image declares too many pixels (a decompression bomb?); refused.") from None
+    except (OSError, SyntaxError) as e:
+        raise ImageError(f"That image is damaged or truncated ({str(e)[:60]}).") from None
+    im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
+    t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
+    return t.view(size, size, channels).permute(2, 0, 1).contiguous()  # (C, H, W)
+
+
+def to_input(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float in [0, 1] at the network's input size, as in training."""
+    x = images.float().div(255)
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x
+
+
+# --- one batch: maps, logits, identity ---
+
+@dataclass
+class MapResult:
+    logits: torch.Tensor           # (B, K)
+    probs: torch.Tensor            # (B, K)
+    class_maps: torch.Tensor       # (B, K, h, w): GAP maps, CAMs or Grad-CAMs
+    kind: str                      # "gap", "cam" or "grad-cam"
+    block_outputs: dict[str, torch.Tensor]   # block name -> (B, C, h, w)
+
+
+def class_maps(ckpt: Checkpoint, images: torch.Tensor) -> MapResult:
+    """Run uint8 images (B, C, H, W) through the net and return its class evidence maps."""
+    spec, net = ckpt.spec, ckpt.model
+    x = to_input(images, spec.input_size)
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: outputs.__setitem__(name, o))
+             for name, m in net.named_children() if name != "head"]
+    try:
+        if spec.head == "fc":
+            return _grad_cam(net, x, outputs)
+        with torch.no_grad():
+            logits = net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    last = outputs[f"block{len(spec.blocks)}"]                      # (B, C, h, w)
+    if spec.head == "gap":
+        maps, kind = last, "gap"
+    else:
+        fc = net.head.fc
+        maps = torch.einsum("kc,bchw->bkhw", fc.weight, last) + fc.bias[None, :, None, None]
+        kind = "cam"
+    return MapResult(logits, logits.softmax(1), maps, kind, {k: v.detach() for k, v in outputs.items()})
+
+
+def _grad_cam(net: nn.Module, x: torch.Tensor, outputs: dict) -> MapResult:
+    """Grad-CAM: channel weights = mean gradient of each logit over the last conv maps."""
+    x = x.requires_grad_(False)
+    with torch.enable_grad():
+        logits = net(x)
+        last_name = [k for k in outputs][-1]
+        last = outputs[last_name]                                   # (B, C, h, w)
+        maps = []
+        for c in range(logits.shape[1]):
+            (g,) = torch.autograd.grad(logits[:, c].sum(), last, retain_graph=True)
+            weights = g.mean((2, 3), keepdim=True)                  # (B, C, 1, 1)
+            maps.append(F.relu((weights * last).sum(1)))            # (B, h, w)
+    logits = logits.detach()
+    return MapResult(logits, logits.softmax(1), torch.stack(maps, 1).detach(), "grad-cam",
+                     {k: v.detach() for k, v in outputs.items()})
+
+
+def identity_gap(result: MapResult) -> torch.Tensor:
+    """max |mean(map c) - logit c| over the batch: 0 (to rounding) for `gap` and `cam`."""
+    return (result.class_maps.mean((2, 3)) - result.logits).abs().max()
+
+
+def channel_order(feature_maps: torch.Tensor) -> list[int]:
+    """Channels of one image's (C, h, w) maps, highest mean activation first."""
+    return feature_maps.mean((1, 2)).argsort(descending=True).tolist()
+
+
+# --- the whole test set ---
+
+@dataclass
+class TestSetAnalysis:
+    mean_maps: torch.Tensor        # (K true classes, K channels, h, w)
+    confusion: torch.Tensor        # (K, K) counts, rows = true class
+    per_class_accuracy: list[float]
+    accuracy: float
+    predictions: torch.Tensor      # (N,)
+    confidence: torch.Tensor       # (N,) softmax probability of the prediction
+    labels: torch.Tensor           # (N,)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def analyse_test_set(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor,
+                     batch_size: int = 500, progress=None) -> TestSetAnalysis:
+    k = ckpt.spec.num_classes
+    sums, counts = None, torch.zeros(k)
+    preds, confs = [], []
+    for start in range(0, len(images), batch_size):
+        r = class_maps(ckpt, images[start:start + batch_size])
+        y = labels[start:start + batch_size]
+        if sums is None:
+            sums = torch.zeros(k, *r.class_maps.shape[1:])
+        sums.index_add_(0, y, r.class_maps)
+        counts += torch.bincount(y, minlength=k)
+        p, c = r.probs.max(1)
+        preds.append(c)
+        confs.append(p)
+        if progress:
+            progress(min(1.0, (start + batch_size) / len(images)))
+    pred, conf = torch.cat(preds), torch.cat(confs)
+    confusion = torch.zeros(k, k, dtype=torch.long)
+    confusion.index_put_((labels, pred), torch.ones_like(labels), accumulate=True)
+    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1)).tolist()
+    return TestSetAnalysis(sums / counts.clamp(min=1)[:, None, None, None], confusion, per_class,
+                           float((pred == labels).float().mean()), pred, conf, labels)
+
+
+def most_confident_mistakes(a: TestSetAnalysis, n: int = 16) -> list[int]:
+    wrong = (a.predictions != a.labels).nonzero().flatten()
+    order = a.confidence[wrong].argsort(descending=True)
+    return wrong[order][:n].tolist()
