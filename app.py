@@ -1,17 +1,16 @@
-"""NiN Explorer: the entry point. Lists the pages (all in pages/) and draws the navigation."""
-import streamlit as st
+"""NiN Explorer: the entry point. Lists the pages (all in pages/) and draws the shared frame."""
+import os
 
-st.set_page_config(page_title="NiN Explorer", page_icon="🧱", layout="wide")
+# Before torch loads: every session's script thread that runs torch gets its own OpenMP team,
+# and idle teams that spin steal the cores a training worker needs (workers drop this setting).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-PAGES = [
-    st.Page("pages/build.py", title="Build", icon=":material/construction:", url_path="build", default=True),
-]
+import streamlit as st  # noqa: E402
 
-# Our own menu: the built-in one would also list pages/ files on a server's first session.
-page = st.navigation(PAGES, position="hidden")
-with st.sidebar:
-    st.markdown("### NiN Explorer")
-    for p in PAGES:
-        st.page_link(p)
-    st.divider()
+from pages.common import PAGES, draw_frame  # noqa: E402
+
+# Our own menu (draw_frame): the built-in one would list pages/ files on a server's first session.
+page = st.navigation([st.Page(path, title=title, icon=icon, url_path=url, default=i == 0)
+                      for i, (path, title, icon, url) in enumerate(PAGES)], position="hidden")
+draw_frame()
 page.run()

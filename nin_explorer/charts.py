@@ -134,3 +134,144 @@ def memory_figure(summary: Summary) -> go.Figure:
 
 
 __all__ = ["block_bars_figure", "diagram_figure", "compare_figure", "memory_figure", "human_count"]
+
+
+# --- GAP maps page ---
+
+def _gutter(h: int) -> int:
+    """Rows left empty above each map for its title (about a sixth of the map, at least 1)."""
+    return max(1, round(h / 5))
+
+
+def tile(maps, cols: int, gap: int = 1):
+    """(N, h, w) maps -> one 2-D list with empty gutters, `cols` maps per row (one heatmap
+    draws fast where a hundred subplots would not). Each map has a title gutter above it."""
+    n, h, w = maps.shape
+    rows, top = -(-n // cols), _gutter(h)
+    grid = [[None] * (cols * (w + gap) - gap) for _ in range(rows * (h + top))]
+    values = maps.tolist()
+    for i in range(n):
+        r0, c0 = (i // cols) * (h + top) + top, (i % cols) * (w + gap)
+        for y in range(h):
+            grid[r0 + y][c0:c0 + w] = values[i][y]
+    return grid
+
+
+def maps_grid_figure(maps, titles: list[str], cols: int, zmin: float | None = None,
+                     zmax: float | None = None, colorscale: str = "Viridis",
+                     cell_px: int = 110, overlay=None) -> go.Figure:
+    """Maps (N, h, w) side by side with one shared colour scale; optional input underneath."""
+    n, h, w = maps.shape
+    rows = -(-n // cols)
+    fig = go.Figure()
+    if overlay is not None:  # the input upsampled to map resolution, drawn in grey below
+        fig.add_heatmap(z=tile(overlay, cols), colorscale="Greys", reversescale=True,
+                        showscale=False, hoverinfo="skip")
+    fig.add_heatmap(z=tile(maps, cols), colorscale=colorscale, zmin=zmin, zmax=zmax,
+                    opacity=0.55 if overlay is not None else 1.0,
+                    colorbar=dict(thickness=12), hovertemplate="%{z:.3f}<extra></extra>")
+    top = _gutter(h)
+    notes = [dict(x=(i % cols) * (w + 1) + (w - 1) / 2, y=(i // cols) * (h + top) + top - 0.5,
+                  text=titles[i], showarrow=False, yanchor="bottom", font=dict(size=11))
+             for i in range(n)]
+    fig.update_layout(
+        annotations=notes, height=rows * cell_px + 50, margin=dict(l=5, r=5, t=30, b=5),
+        xaxis=dict(visible=False, constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
+    return fig
+
+
+def image_figure(image, size_px: int = 220) -> go.Figure:
+    """A (C, H, W) uint8 image, grey or colour."""
+    if image.shape[0] == 1:
+        fig = go.Figure(go.Heatmap(z=image[0].tolist(), colorscale="Greys", reversescale=True,
+                                   showscale=False, hoverinfo="skip"))
+    else:
+        fig = go.Figure(go.Image(z=image.permute(1, 2, 0).tolist()))
+    fig.update_layout(height=size_px, width=size_px, margin=dict(l=0, r=0, t=0, b=0),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False, autorange="reversed",
+                                                            scaleanchor="x"))
+    return fig
+
+
+def logits_figure(logits: list[float], probs: list[float], classes: list[str]) -> go.Figure:
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("GAP value = logit", "softmax probability"))
+    best = max(range(len(probs)), key=probs.__getitem__)
+    colours = ["#E45756" if i == best else "#4C78A8" for i in range(len(classes))]
+    fig.add_bar(x=classes, y=logits, marker_color=colours, row=1, col=1,
+                hovertemplate="%{x}: %{y:.4f}<extra></extra>")
+    fig.add_bar(x=classes, y=probs, marker_color=colours, row=1, col=2,
+                hovertemplate="%{x}: %{y:.3f}<extra></extra>")
+    fig.update_layout(height=300, showlegend=False, margin=dict(l=5, r=5, t=30, b=5))
+    return fig
+
+
+def confusion_figure(confusion, classes: list[str]) -> go.Figure:
+    z = confusion.tolist()
+    fig = go.Figure(go.Heatmap(z=z, x=classes, y=classes, colorscale="Blues", text=z,
+                               texttemplate="%{text}", hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+    fig.update_layout(height=420, margin=dict(l=5, r=5, t=10, b=5), xaxis_title="predicted",
+                      yaxis=dict(title="true", autorange="reversed"))
+    return fig
+
+
+def per_class_figure(accuracy: list[float], classes: list[str]) -> go.Figure:
+    fig = go.Figure(go.Bar(x=classes, y=accuracy, marker_color="#54A24B",
+                           hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    fig.update_layout(height=280, margin=dict(l=5, r=5, t=10, b=5),
+                      yaxis=dict(title="test accuracy", tickformat=".0%", range=[0, 1]))
+    return fig
+
+
+# --- training curves ---
+
+def _downsample(rows: list[dict], limit: int = 400) -> list[dict]:
+    """Keep at most `limit` points (every k-th, plus the last) so a live chart stays light."""
+    if len(rows) <= limit:
+        return rows
+    k = -(-len(rows) // limit)
+    return rows[::k] + ([rows[-1]] if (len(rows) - 1) % k else [])
+
+
+def curves_figure(step_rows: list[dict], epoch_rows: list[dict], title: str = "") -> go.Figure:
+    """Loss and accuracy against epochs: step-level points as lines, epoch ends as markers."""
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
+    steps = _downsample(step_rows)
+    x = [r["epoch"] for r in steps]
+    fig.add_scatter(x=x, y=[r["train_loss"] for r in steps], name="train loss (steps)",
+                    line=dict(color="#4C78A8", width=1), row=1, col=1)
+    fig.add_scatter(x=x, y=[r["train_acc"] for r in steps], name="train acc (steps)",
+                    line=dict(color="#4C78A8", width=1), row=1, col=2)
+    ex = [r["epoch"] for r in epoch_rows]
+    fig.add_scatter(x=ex, y=[r["train_loss"] for r in epoch_rows], name="train loss (epoch)",
+                    mode="lines+markers", line=dict(color="#1F3F66", width=2), row=1, col=1)
+    if any(r.get("test_loss") is not None for r in epoch_rows):
+        fig.add_scatter(x=ex, y=[r.get("test_loss") for r in epoch_rows], name="test loss",
+                        mode="lines+markers", line=dict(color="#E45756", width=2), row=1, col=1)
+    fig.add_scatter(x=ex, y=[r["train_acc"] for r in epoch_rows], name="train acc (epoch)",
+                    mode="lines+markers", line=dict(color="#1F3F66", width=2), row=1, col=2)
+    fig.add_scatter(x=ex, y=[r.get("test_acc") for r in epoch_rows], name="test acc",
+                    mode="lines+markers", line=dict(color="#E45756", width=2), row=1, col=2)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1], row=1, col=2)
+    fig.update_layout(height=340, margin=dict(l=5, r=5, t=40, b=5), title=title or None,
+                      legend=dict(orientation="h", y=-0.25), uirevision="keep")
+    return fig
+
+
+def overlay_figure(series: list[tuple[str, list[dict]]], metric: str = "test_acc",
+                   colours: list[str] | None = None) -> go.Figure:
+    """One metric of several runs against epochs (Compare and Ablation pages)."""
+    fig = go.Figure()
+    for i, (name, rows) in enumerate(series):
+        fig.add_scatter(x=[r["epoch"] for r in rows], y=[r.get(metric) for r in rows], name=name,
+                        mode="lines+markers",
+                        line=dict(color=colours[i]) if colours else None)
+    fig.update_layout(height=360, margin=dict(l=5, r=5, t=10, b=5), xaxis_title="epoch",
+                      yaxis_title=metric.replace("_", " "), legend=dict(orientation="h", y=-0.2),
+                      uirevision="keep")
+    if metric.endswith("acc"):
+        fig.update_yaxes(tickformat=".0%")
+    return fig

@@ -38,6 +38,183 @@ def cmd_summary(args) -> int:
     return 0
 
 
+# --- train and runs ---
+
+# flag -> TrainConfig field; flags left out take the recipe's defaults
+_TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule",
+                "warmup_epochs", "label_smoothing", "recipe", "precision", "device", "seed",
+                "eval_every", "max_train_examples", "max_test_examples", "time_budget_s")
+
+
+def _train_config(args):
+    from .train import TrainConfig
+
+    values = {}
+    if args.train_config:
+        try:
+            values = json.loads(Path(args.train_config).read_text())
+        except OSError as e:
+            raise CliError(f"cannot read {args.train_config}: {e.strerror or e}") from None
+        except ValueError as e:
+            raise CliError(f"{args.train_config} is not valid JSON ({e})") from None
+        if not isinstance(values, dict):
+            raise CliError(f"{args.train_config} must hold a JSON object of training settings")
+    values.update({k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None})
+    if args.input_size is not None:
+        values["input_size"] = args.input_size
+    return TrainConfig.from_dict(values)
+
+
+class _Progress:
+    """Training progress as text: a \r line on a terminal, one line per epoch elsewhere."""
+
+    def __init__(self, stream, epochs: int):
+        self.stream, self.epochs = stream, epochs
+        self.tty = stream.isatty()
+
+    def __call__(self, e: dict) -> None:
+        if e["kind"] == "start":
+            print(f"training on {e['device']} ({e['precision']}): {e['train_examples']:,} "
+                  f"images, {e['steps_per_epoch']} steps per epoch", file=self.stream)
+        elif e["kind"] == "step" and self.tty:
+            print(f"\repoch {e['epoch']:.2f}/{self.epochs}  loss {e['train_loss']:.3f}  "
+                  f"acc {e['train_acc']:.3f}  {e['examples_per_sec'] or 0:,.0f} ex/s  "
+                  f"{e['elapsed_s']:.0f} s", end="", file=self.stream, flush=True)
+        elif e["kind"] == "epoch":
+            print(("\r" if self.tty else "") +
+                  f"epoch {e['epoch']}/{self.epochs}: train loss {e['train_loss']:.3f}, train acc "
+                  f"{e['train_acc']:.3f}, test acc {e['test_acc']:.3f}, "
+                  f"{e['examples_per_sec']:,.0f} ex/s, {e['elapsed_s']:.1f} s",
+                  file=self.stream, flush=True)
+
+
+def cmd_train(args) -> int:
+    import os
+    import signal
+    import threading
+
+    from .data import DataError, dataset_info
+    from .store import RunStore, git_commit, process_start
+    from .train import ConfigError, apply_recipe
+    from .worker import LEARNER_ERRORS, execute_run
+
+    spec = load_spec(args.preset or "tiny", args.config, None)
+    try:
+        cfg = _train_config(args)
+        summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)  # shape errors before any work
+        dataset_info(cfg.dataset)
+    except (ConfigError, DataError) as e:
+        raise CliError(str(e)) from None
+
+    store = RunStore(args.home)
+    run_id = store.create_run(spec.to_dict(), cfg.to_dict(), name=args.name, status="running",
+                              commit=git_commit())
+    store.set_process(run_id, os.getpid(), process_start(os.getpid()))
+    out = sys.stderr if args.json else sys.stdout
+    print(f"run {run_id} in {store.db_path}", file=out)
+
+    stop = threading.Event()
+
+    def on_interrupt(signum, frame):  # first Ctrl-C stops cleanly, a second one at once
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        execute_run(store, run_id, stop, _Progress(out, cfg.epochs))
+    except LEARNER_ERRORS as e:
+        raise CliError(f"run {run_id} failed: {e}") from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    run = store.get_run(run_id)
+    print(f"run {run_id} {run['status']}: {run['reason'] or run['error'] or ''}", file=out)
+    if args.json:
+        print(json.dumps({"run_id": run_id, "status": run["status"],
+                          "test_acc": run["final_test_acc"], "train_loss": run["train_loss"],
+                          "examples_per_sec": run["examples_per_sec"], "wall_s": run["wall_s"]}))
+    return {"completed": 0, "stopped": 130}.get(run["status"], 1)
+
+
+def _runs_rows(runs: list[dict]) -> list[list[str]]:
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+    return [[str(r["id"]), r["name"] or "", r["spec"].get("name", ""),
+             r["config"].get("dataset", ""), r["config"].get("recipe", ""), r["status"],
+             num(r["final_test_acc"], ".3f"), num(r["best_test_acc"], ".3f"),
+             num(r["examples_per_sec"], ",.0f"), num(r["wall_s"], ".1f")] for r in runs]
+
+
+def cmd_runs(args) -> int:
+    from .store import RunStore
+
+    store = RunStore(args.home)
+    runs = store.list_runs(limit=args.limit)
+    if args.json:
+        print(json.dumps(runs))
+        return 0
+    if not runs:
+        print(f"no runs yet in {store.db_path}")
+        return 0
+    head = ["id", "name", "network", "data", "recipe", "status", "test acc", "best",
+            "ex/s", "wall s"]
+    rows = [head, *_runs_rows(runs)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _add_train_parser(sub) -> None:
+    # no choices= here: TrainConfig validates (and importing train.py would load torch)
+    t = sub.add_parser("train", help="train a network here and record the run")
+    t.add_argument("--preset", choices=sorted(PRESETS), default=None, help="default: tiny")
+    t.add_argument("--config", metavar="FILE.json", help="a spec saved from the Build page")
+    t.add_argument("--train-config", metavar="FILE.json",
+                   help="training settings as JSON; the flags below override them")
+    t.add_argument("--input-size", type=_positive_int,
+                   help="resize images to this size (default: the network's)")
+    t.add_argument("--dataset", help="shapes (default), shapes-hard, fashion-mnist, ...")
+    t.add_argument("--recipe", help="book (default) or modern; sets the defaults of the "
+                   "settings below")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=float, help="(peak) learning rate")
+    t.add_argument("--optimizer", help="sgd, sgd-momentum, adamw or adam")
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--schedule", help="constant, cosine or onecycle")
+    t.add_argument("--warmup-epochs", type=float)
+    t.add_argument("--label-smoothing", type=float)
+    t.add_argument("--precision", help="fp32 or bf16 (bf16 applies on CUDA only)")
+    t.add_argument("--device", help="auto (default), cpu, cuda or mps")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--eval-every", type=_positive_int, help="steps per point of the curve")
+    t.add_argument("--max-train-examples", type=_positive_int, help="train on a random subset")
+    t.add_argument("--max-test-examples", type=_positive_int,
+                   help="evaluate on the first N test images")
+    t.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="SECONDS")
+    t.add_argument("--name", help="a label for the run")
+    t.add_argument("--home", help="run store folder (default: $NIN_EXPLORER_HOME or "
+                   "~/.cache/nin-explorer)")
+    t.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("runs", help="list recorded training runs")
+    r.add_argument("--home", help="run store folder")
+    r.add_argument("--limit", type=_positive_int, default=None)
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=cmd_runs)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line, exit 2, no usage dump
         print(f"{self.prog}: error: {message}", file=sys.stderr)
@@ -56,6 +233,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_summary)
+    _add_train_parser(sub)
     return p
 
 

@@ -77,3 +77,94 @@ def about_numbers(s: Summary) -> str:
             "rounding of 1.52-1.53 G. The exact numbers here are checked in the tests against "
             "the built PyTorch module and torch's own FLOP counter.")
     return text
+
+
+# --- GAP maps page ---
+
+GAP_INTRO = (
+    "NiN has no fully connected layer. Its last block outputs **one map per class**, and global "
+    "average pooling turns each map into one number: **the mean of map c is the logit of class "
+    "c**. So the maps show *where* the network finds evidence for each class. Pick a trained "
+    "run and an image.")
+
+CLASS_GRID = (
+    "**Mean maps over the test set.** Row: the images' true class; column: the class channel. "
+    "Each cell is that channel's map averaged over all test images of that class, on one colour "
+    "scale. A network that has learned the task lights up the diagonal: the channel of class c "
+    "responds to images of class c and stays dark for the others.")
+
+GAP_TEACHING = """
+**Why GAP works.** A conv layer already knows *where* things are; a fully connected head throws
+that away by flattening, then needs many weights to relearn it (AlexNet's head holds 43 of its
+47 M parameters). Averaging each class map asks a simpler question: *how much evidence for class
+c is there anywhere in the image?* It has no weights to over-fit, and the network can take any
+input size, because an average does not care how big the map is.
+
+**What the maps show.** Bright cells are places where the last block's filters respond to class
+c. Because the logit is the mean of the map, a small bright patch and a large faint area can give
+the same logit; the softmax then compares the means across classes.
+
+**Squeezing 384 channels into 10 in one step (exercise 4).** The book's last block goes from
+384 channels to 10 with a 3x3 conv and then two 1x1 convs at 10 channels. If you remove the 1x1
+convs, a single linear map per pixel has to turn 384 features into 10 class scores, and only a
+ReLU and an average follow it: the class maps become much less expressive and, with the book's
+plain SGD, training is more fragile (more runs collapse to uniform guessing, loss ln 10 = 2.303).
+Try it on the Ablation page with the factor *Last block*.
+"""
+
+
+def maps_caption(kind: str) -> str:
+    if kind == "gap":
+        return ("The last block's maps, one per class, on one shared colour scale. The number "
+                "after each class name is the map's mean: exactly the logit.")
+    if kind == "cam":
+        return ("Class activation maps (CAM): this network averages its last block's channels "
+                "and then applies one linear layer, so the map of class c is the weighted sum "
+                "of the channels with that layer's weights for c, plus its bias. Its mean is "
+                "again the logit.")
+    return ("Grad-CAM: this network flattens into fully connected layers, so no map's mean is a "
+            "logit. Each map weighs the last conv channels by the average gradient of the "
+            "class's logit, a common stand-in that shows where evidence comes from.")
+
+
+def identity_text(kind: str, classes: list[str], means: list[float], logits: list[float],
+                  gap: float, pred: int) -> str:
+    if kind == "grad-cam":
+        return ("**No identity here.** With a fully connected head, every logit depends on "
+                "every position of every channel through the FC weights, so there is no map "
+                "whose mean equals a logit; that is exactly what NiN's GAP head buys.")
+    c = pred
+    return (f"**Mean of map c = logit c**, for the predicted class *{classes[c]}*: mean of its map "
+            f"= {means[c]:.6f}, logit = {logits[c]:.6f}. Over all {len(classes)} classes the "
+            f"largest difference is {gap:.1e} (floating-point rounding).")
+
+
+# --- Train page ---
+
+TRAIN_VARIANT = "The network to train: the one you built on the Build page, or a preset."
+TRAIN_DATASET = ("`shapes` is built in and works offline; the torchvision data sets are "
+                 "downloaded on first use into the data folder (NIN_EXPLORER_DATA).")
+TRAIN_RECIPE = ("`book`: the book's settings (Xavier init, plain SGD, fp32, no BatchNorm). "
+                "`modern`: BatchNorm, momentum, a one-cycle schedule, label smoothing, bf16 on a GPU.")
+TRAIN_PRECISION = "bf16 autocast is used on CUDA GPUs only; on a CPU it is far slower, so runs use fp32."
+TRAIN_INPUT_SIZE = ("Images are resized to this size on the device, bilinearly, as the book's "
+                    "Resize does (28 -> 224 for the d2l preset).")
+
+
+def slow_warning(spec, device: str, epoch_s: float) -> str:
+    from .plan import human_duration
+    return (f"This will be slow: about {human_duration(epoch_s)} per epoch on the {device.upper()}. "
+            f"{spec.name} at {spec.input_size}x{spec.input_size} is made for a GPU. For a quick "
+            "run here, pick the `tiny` preset, a smaller input size (28 works for tiny), or train "
+            "on a subset of the examples.")
+
+
+def diverged_text(reason: str | None) -> str:
+    return (
+        f"**The run diverged** ({reason or 'the loss stopped improving'}). The loss went back to "
+        "about ln(10) = 2.303, the loss of guessing every class with probability 1/10. This is "
+        "the collapse learners meet in the book at batch 256 or a learning rate that is a little "
+        "too high: one large step pushes many ReLUs into the region where they output 0 for "
+        "every input; they get no gradient and never recover ('dead ReLUs'), the class maps "
+        "become constant and so do the logits. What to try: a lower learning rate (0.05), "
+        "BatchNorm (the `modern` recipe), a warm-up, or a smaller batch at the same learning rate.")

@@ -44,8 +44,17 @@ class Checkpoint:
 def load_checkpoint(source) -> Checkpoint:
     """A path or bytes of a checkpoint written by the trainer, loaded without unpickling code."""
     try:
-        f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+        if isinstance(source, (bytes, bytearray)):
+            head, f = bytes(source[:4]), io.BytesIO(source)
+        else:
+            with open(source, "rb") as fh:
+                head, f = fh.read(4), source
+        if head != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
+                                  "empty, truncated, or another kind of file).")
         state = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError("The checkpoint file is missing (the run may not have finished an epoch).") from None
     except pickle.UnpicklingError as e:  # weights_only refuses anything but tensors and plain values
@@ -222,3 +231,26 @@ def most_confident_mistakes(a: TestSetAnalysis, n: int = 16) -> list[int]:
     wrong = (a.predictions != a.labels).nonzero().flatten()
     order = a.confidence[wrong].argsort(descending=True)
     return wrong[order][:n].tolist()
+
+
+# --- cache of the test-set analysis, beside the run's checkpoint ---
+
+def cached_analysis(cache_path, checkpoint_path, compute) -> TestSetAnalysis:
+    """Load the analysis saved for this exact checkpoint file, or compute and save it."""
+    from pathlib import Path
+
+    cache_path, stamp = Path(cache_path), Path(checkpoint_path).stat().st_mtime_ns
+    try:
+        saved = torch.load(cache_path, map_location="cpu", weights_only=True)
+        if saved.pop("checkpoint_mtime_ns") == stamp:
+            return TestSetAnalysis(**saved)
+    except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError):
+        pass
+    analysis = compute()
+    tmp = cache_path.with_name(cache_path.name + ".tmp")
+    try:
+        torch.save({**analysis.to_dict(), "checkpoint_mtime_ns": stamp}, tmp)
+        tmp.replace(cache_path)
+    except OSError:
+        pass  # a read-only run folder only costs a recomputation next time
+    return analysis

@@ -14,15 +14,35 @@ NUMBER_COLUMNS = {
      for name in ("train_memory_bytes", "infer_memory_bytes")}
 
 
+# (file, title, icon, url path); the first is the default page.
+PAGES = [
+    ("pages/build.py", "Build", ":material/construction:", "build"),
+    ("pages/train.py", "Train", ":material/model_training:", "train"),
+    ("pages/maps.py", "GAP maps", ":material/grid_view:", "maps"),
+    ("pages/ablation.py", "Ablations", ":material/science:", "ablation"),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+]
+
+
+def draw_frame() -> None:
+    """What every page shares: wide layout and our sidebar menu."""
+    st.set_page_config(page_title="NiN Explorer", page_icon=":material/deployed_code:", layout="wide")
+    with st.sidebar:
+        st.markdown("### NiN Explorer")
+        for path, title, icon, _ in PAGES:
+            st.page_link(path, label=title, icon=icon)
+        st.divider()
+
+
 def leave_pages_directory_mode() -> None:
-    """Call first on every page. Until some session has called st.navigation, Streamlit serves
-    a fresh server's first deep link (/build) from pages/ directly, without app.py's frame;
-    switch that mode off and rerun through app.py."""
+    """Call first on every page. Until some session has called st.navigation, Streamlit runs
+    a fresh server's first deep link (/train) straight from pages/, without app.py; then the
+    page draws the frame itself and switches that mode off for every later run."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
-        st.rerun()
+        draw_frame()
 
 
 def current_spec() -> NetSpec:
@@ -34,8 +54,69 @@ def set_current_spec(spec: NetSpec) -> None:
     st.session_state[BUILD_SPEC_KEY] = spec
 
 
-def preset_choice(label: str, key: str, help: str | None = None, include_current: bool = False) -> NetSpec:
-    """A select box of presets (optionally led by the Build page's variant); returns the spec."""
-    options = (["(the Build page's variant)"] if include_current else []) + list(PRESETS)
+BUILD_VARIANT = "(the Build page's variant)"
+
+
+def preset_choice(label: str, key: str, help: str | None = None, include_current: bool = False,
+                  default: str = "d2l") -> NetSpec:
+    """A select box of presets, led by the Build page's variant when asked (and chosen by
+    default once the Build page has been visited); returns the spec."""
+    options = ([BUILD_VARIANT] if include_current else []) + list(PRESETS)
+    if key not in st.session_state:
+        st.session_state[key] = BUILD_VARIANT if include_current and BUILD_SPEC_KEY in st.session_state else default
     name = st.selectbox(label, options, key=key, help=help)
+    if name == BUILD_VARIANT:
+        st.caption(f"Build page: **{current_spec().name}**")
     return current_spec() if name not in PRESETS else PRESETS[name]
+
+
+def get_jobs():
+    """The job manager every session shares (one per run-store folder)."""
+    from nin_explorer.store import default_home
+    return _jobs(str(default_home()))
+
+
+@st.cache_resource
+def _jobs(home: str):
+    from nin_explorer.jobs import JobManager
+    return JobManager(home)
+
+
+def get_store():
+    """The run store (NIN_EXPLORER_HOME, else the user's cache folder)."""
+    return get_jobs().store
+
+
+def measured_rate(store, spec: NetSpec, device: str) -> float | None:
+    """examples/s of the latest finished run of this exact network on this device type."""
+    for run in store.list_runs(("completed", "stopped"), limit=50):
+        if run["spec"] == spec.to_dict() and (run.get("device") or "").startswith(device) \
+                and run.get("examples_per_sec"):
+            return run["examples_per_sec"]
+    return None
+
+
+def run_label(run: dict) -> str:
+    acc = f" · best {run['best_test_acc']:.1%}" if run.get("best_test_acc") is not None else ""
+    return f"#{run['id']} {run.get('name') or run['spec']['name']} · {run['status']}{acc}"
+
+
+def runs_table(runs: list[dict]) -> list[dict]:
+    from nin_explorer.plan import human_duration
+    return [{
+        "run": r["id"], "name": r.get("name"), "status": r["status"],
+        "data set": r["config"].get("dataset"), "recipe": r["config"].get("recipe"),
+        "epochs": r["config"].get("epochs"), "batch": r["config"].get("batch_size"),
+        "lr": r["config"].get("lr"),
+        "best test acc": None if r.get("best_test_acc") is None else f"{r['best_test_acc']:.2%}",
+        "examples/sec": None if not r.get("examples_per_sec") else round(r["examples_per_sec"]),
+        "time": human_duration(r["wall_s"]) if r.get("wall_s") else None,
+        "device": r.get("device"),
+    } for r in runs]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the test set...")
+def test_set(name: str):
+    """A data set's test split, loaded once per server (DataError when it cannot be had)."""
+    from nin_explorer.data import load_dataset
+    return load_dataset(name, train=False)

@@ -22,9 +22,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, timeout_s: float = 90):
+def streamlit_server(home: Path, timeout_s: float = 90, data: Path | None = None):
+    """Serve the app with its run store in `home` (and data in `data`, else home/data)."""
     port = free_port()
-    env = {**os.environ, "NIN_EXPLORER_HOME": str(home), "NIN_EXPLORER_DATA": str(home / "data")}
+    env = {**os.environ, "NIN_EXPLORER_HOME": str(home),
+           "NIN_EXPLORER_DATA": str(data or home / "data")}
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -1,4 +1,6 @@
-"""Screenshot every page in headless Chromium: `python tools/screenshots.py [OUT_DIR] [PATH ...]`.
+"""Screenshot pages in headless Chromium: `python tools/screenshots.py [OUT_DIR] [PATH ...]`.
+
+SHOT_HOME / SHOT_DATA: a run store and data folder to serve (default: empty temp folders).
 
 Used to look at the UI and to refresh the README's images in assets/.
 """
@@ -13,7 +15,10 @@ from e2e_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server, wait_for_app  
 def main(out: Path, paths: list[str]) -> None:
     from playwright.sync_api import sync_playwright
     out.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(Path(tempfile.mkdtemp())) as url, sync_playwright() as p:
+    import os
+    home = Path(os.environ.get("SHOT_HOME") or tempfile.mkdtemp())
+    data = Path(os.environ["SHOT_DATA"]) if os.environ.get("SHOT_DATA") else None
+    with streamlit_server(home, data=data) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         for path in paths:

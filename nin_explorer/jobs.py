@@ -1,0 +1,216 @@
+"""Which runs are training now: start queued runs as worker processes, watch them, stop them.
+
+`JobManager` is the app's one handle on training (the app keeps it in `st.cache_resource`).
+The database is the source of truth: queueing and "at most N running" are decided there, so a
+second manager (another server process) or a CLI run cannot break them. No streamlit here.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .spec import NetSpec
+from .store import RunStore, git_commit, process_alive, process_start
+from .summary import summarize
+from .train import TrainConfig, apply_recipe
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RECONCILE_EVERY_S = 5.0
+LOG_TAIL_CHARS = 2000
+
+
+@dataclass
+class _Stop:
+    """A stop in progress: flag set at `since`; SIGTERM, then SIGKILL if the worker lingers."""
+
+    pid: int | None
+    pid_start: str | None
+    since: float
+    sent: int = 0   # 0 nothing yet, 1 SIGTERM sent, 2 SIGKILL sent
+
+
+def _is_worker(pid: int) -> bool:
+    """Only processes that run our worker module get signals (a CLI run only gets the flag)."""
+    try:
+        return b"nin_explorer.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_CHARS))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
+class JobManager:
+    """Starts queued runs as `python -m nin_explorer.worker` processes, one at a time by default.
+
+    A daemon thread polls the children every `poll_s`: it records a worker that died without an
+    outcome, escalates stops, and starts the next queued run. Every method is thread-safe.
+    """
+
+    def __init__(self, home: str | os.PathLike | None = None, max_concurrent: int = 1,
+                 poll_s: float = 0.25, term_after_s: float = 1.0, kill_after_s: float = 10.0):
+        self.store = RunStore(home)
+        self.home = self.store.home
+        self.max_concurrent = max_concurrent
+        self.poll_s, self.term_after_s, self.kill_after_s = poll_s, term_after_s, kill_after_s
+        self._lock = threading.RLock()
+        self._children: dict[int, subprocess.Popen] = {}
+        self._stops: dict[int, _Stop] = {}
+        self._closed = threading.Event()
+        self._last_reconcile = 0.0
+        self.store.reconcile_stale()
+        self._start_queued()
+        self._thread = threading.Thread(target=self._watch, name="nin-explorer-jobs", daemon=True)
+        self._thread.start()
+
+    # --- what pages call ---
+    def submit(self, spec: NetSpec, cfg: TrainConfig, name: str | None = None,
+               group: str | None = None) -> int:
+        """Queue a run; it starts now if fewer than max_concurrent runs are running.
+
+        Raises SpecError (before queueing) when the network does not fit its input size.
+        """
+        summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)
+        run_id = self.store.create_run(spec.to_dict(), cfg.to_dict(), name=name, group=group,
+                                       commit=git_commit())
+        self._start_queued()
+        return run_id
+
+    def stop(self, run_id: int) -> str | None:
+        """Ask a run to stop: the flag now, SIGTERM after term_after_s, SIGKILL after
+        kill_after_s. Returns the run's status (a queued run is 'stopped' at once)."""
+        status = self.store.request_stop(run_id)
+        if status == "running":
+            run = self.store.get_run(run_id)
+            with self._lock:
+                self._stops.setdefault(run_id, _Stop(run["pid"], run["pid_start"],
+                                                     time.monotonic()))
+        return status
+
+    def running(self) -> list[int]:
+        """Ids of the runs whose worker this manager started and that are still alive."""
+        with self._lock:
+            return sorted(self._children)
+
+    def poll(self) -> None:
+        """One pass of the monitor (the thread calls it; tests may too)."""
+        with self._lock:
+            self._reap()
+            self._escalate_stops()
+            if time.monotonic() - self._last_reconcile >= RECONCILE_EVERY_S:
+                self._last_reconcile = time.monotonic()
+                self.store.reconcile_stale(skip=tuple(self._children))
+            self._start_queued()
+
+    def close(self, stop_runs: bool = False, timeout: float = 15.0) -> None:
+        """Stop the monitor thread; with stop_runs, stop this manager's workers first and wait.
+
+        Without it, workers keep training on their own (a later manager reconciles them).
+        """
+        if stop_runs:
+            for run_id in self.running():
+                self.stop(run_id)
+            deadline = time.monotonic() + timeout
+            while self.running() and time.monotonic() < deadline:
+                time.sleep(self.poll_s)
+        self._closed.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # --- the monitor ---
+    def _watch(self) -> None:
+        while not self._closed.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception:  # the monitor must outlive a busy database or a failed spawn
+                log.exception("job monitor pass failed")
+
+    def _start_queued(self) -> None:
+        with self._lock:
+            while not self._closed.is_set():
+                run = self.store.claim_next(self.max_concurrent)
+                if run is None:
+                    return
+                self._spawn(run["id"])
+
+    def _spawn(self, run_id: int) -> None:
+        log_path = self.store.log_path(run_id)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "nin_explorer.worker", "--home", str(self.home),
+               "--run-id", str(run_id)]
+        try:
+            with open(log_path, "ab") as log_file:
+                proc = subprocess.Popen(
+                    cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log_file,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        except OSError as e:
+            self.store.set_status(run_id, "failed", error=f"Could not start the worker: {e}",
+                                  expect=("running",))
+            return
+        self._children[run_id] = proc
+        self.store.set_process(run_id, proc.pid, process_start(proc.pid))
+
+    def _reap(self) -> None:
+        for run_id, proc in list(self._children.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del self._children[run_id]
+            stop = self._stops.pop(run_id, None)
+            self._record_exit(run_id, code, stop)
+
+    def _record_exit(self, run_id: int, code: int, stop: _Stop | None) -> None:
+        """A worker ended; if it left its run 'running', say why the run ended."""
+        if code < 0:
+            name = signal.Signals(-code).name
+            if stop is not None and stop.sent:
+                status, text = "stopped", (f"Stopped: the worker did not stop within "
+                                           f"{self.term_after_s:g} s and was ended with {name}.")
+            else:
+                hint = " (possibly by the system for lack of memory)" if name == "SIGKILL" else ""
+                status, text = "interrupted", f"The worker process was killed by {name}{hint}."
+            self.store.set_status(run_id, status, reason=text, expect=("running",))
+            return
+        tail = _log_tail(self.store.log_path(run_id))
+        if code == 0:
+            error = "The worker exited without recording a result."
+        else:
+            error = f"The worker exited with code {code}." + (f"\n{tail}" if tail else "")
+        self.store.set_status(run_id, "failed", error=error, expect=("running",))
+
+    def _escalate_stops(self) -> None:
+        now = time.monotonic()
+        for run_id, stop in list(self._stops.items()):
+            proc = self._children.get(run_id)
+            pid = proc.pid if proc is not None else stop.pid
+            if proc is None:
+                # not ours: signal only a live worker process that is still the one recorded
+                if not (process_alive(stop.pid, stop.pid_start) and _is_worker(stop.pid)):
+                    del self._stops[run_id]
+                    continue
+            waited = now - stop.since
+            sig = (signal.SIGKILL if waited >= self.kill_after_s and stop.sent < 2 else
+                   signal.SIGTERM if waited >= self.term_after_s and stop.sent < 1 else None)
+            if sig is None:
+                continue
+            stop.sent = 2 if sig == signal.SIGKILL else 1
+            try:
+                os.killpg(pid, sig)   # the worker leads its own session (start_new_session)
+            except (ProcessLookupError, PermissionError):
+                pass

@@ -1,0 +1,392 @@
+"""Where runs live: one SQLite file (runs + metrics) and a folder per run for its files.
+
+The database is the source of truth shared by the app, the worker processes and the CLI:
+WAL mode, a short-lived connection per call, `BEGIN IMMEDIATE` for every write, so any thread
+or process may call any function. Torch is imported only to read and write checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
+ACTIVE = ("queued", "running")
+FINISHED = tuple(s for s in STATUSES if s not in ACTIVE)
+METRIC_KINDS = ("step", "epoch")
+METRIC_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                  "examples_per_sec", "elapsed_s", "peak_train_memory_bytes",
+                  "peak_infer_memory_bytes")
+RESULT_COLUMNS = ("best_test_acc", "final_test_acc", "train_loss", "examples_per_sec", "wall_s")
+STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this long is interrupted
+CHECKPOINT_NAME = "checkpoint.pt"
+LOG_NAME = "worker.log"
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    name TEXT,
+    spec TEXT NOT NULL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {STATUSES}),
+    reason TEXT,
+    error TEXT,
+    pid INTEGER,
+    pid_start TEXT,
+    heartbeat REAL,
+    started REAL,
+    ended REAL,
+    best_test_acc REAL,
+    final_test_acc REAL,
+    train_loss REAL,
+    examples_per_sec REAL,
+    wall_s REAL,
+    device TEXT,
+    git_commit TEXT,
+    torch_version TEXT,
+    group_id TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    checkpoint TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN {METRIC_KINDS}),
+    step INTEGER,
+    epoch REAL,
+    train_loss REAL,
+    train_acc REAL,
+    test_loss REAL,
+    test_acc REAL,
+    lr REAL,
+    examples_per_sec REAL,
+    elapsed_s REAL,
+    peak_train_memory_bytes INTEGER,
+    peak_infer_memory_bytes INTEGER
+);
+CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, id);
+"""
+
+
+class StoreError(ValueError):
+    """A run or file that does not exist or cannot be read; the message says which."""
+
+
+def default_home() -> Path:
+    """$NIN_EXPLORER_HOME, else ~/.cache/nin-explorer."""
+    env = os.environ.get("NIN_EXPLORER_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "nin-explorer"
+
+
+def process_start(pid: int) -> str | None:
+    """A token that differs between two processes that had the same pid (Linux start time).
+
+    None when the process does not exist, is a zombie, or the platform has no /proc.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    after_name = stat[stat.rfind(")") + 2:].split()   # the name may hold spaces and ')'
+    if after_name[0] in ("Z", "X"):
+        return None
+    return after_name[19]                              # field 22: start time in clock ticks
+
+
+def process_alive(pid: int | None, start: str | None) -> bool:
+    """Whether the process that was `pid` when `start` was recorded is still running."""
+    if not pid:
+        return False
+    if Path("/proc").is_dir():
+        token = process_start(pid)
+        return token is not None and (start is None or token == start)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """The checked-out commit of the app's repository, or None outside a git checkout."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+class RunStore:
+    """Runs and their metrics in `home`/runs.sqlite, their files in `home`/checkpoints/<id>/."""
+
+    def __init__(self, home: str | os.PathLike | None = None):
+        self.home = Path(home).expanduser() if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.home / "runs.sqlite"
+        with self._connect() as con:
+            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
+                return                                        # made before (and WAL is sticky)
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")        # persists in the file
+            con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+
+    # --- connections ---
+    @contextmanager
+    def _connect(self):
+        con = sqlite3.connect(self.db_path, timeout=5.0, isolation_level=None)
+        try:
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA busy_timeout=5000")
+            con.execute("PRAGMA synchronous=NORMAL")       # WAL: safe against app crashes
+            con.execute("PRAGMA foreign_keys=ON")
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _write(self):
+        """A write transaction: BEGIN IMMEDIATE takes the write lock before any read."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # --- files ---
+    def run_dir(self, run_id: int) -> Path:
+        return self.home / "checkpoints" / str(int(run_id))
+
+    def checkpoint_path(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / CHECKPOINT_NAME
+
+    def log_path(self, run_id: int) -> Path:
+        return self.run_dir(run_id) / LOG_NAME
+
+    # --- runs ---
+    def create_run(self, spec: dict, config: dict, name: str | None = None,
+                   group: str | None = None, status: str = "queued",
+                   commit: str | None = None) -> int:
+        """A new run (queued unless told otherwise); returns its id."""
+        if status not in ACTIVE:
+            raise ValueError(f"a new run is queued or running, not {status!r}")
+        now = time.time()
+        with self._write() as con:
+            cur = con.execute(
+                "INSERT INTO runs (created, name, spec, config, status, group_id, git_commit, "
+                "started, heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, name, json.dumps(spec), json.dumps(config), status, group, commit,
+                 now if status == "running" else None, now if status == "running" else None))
+            return cur.lastrowid
+
+    def claim_next(self, max_running: int = 1) -> dict | None:
+        """Atomically move the oldest queued run to running, unless `max_running` already run."""
+        now = time.time()
+        with self._write() as con:
+            running = con.execute("SELECT count(*) FROM runs "
+                                  "WHERE status = 'running'").fetchone()[0]
+            if running >= max_running:
+                return None
+            row = con.execute("SELECT id FROM runs WHERE status = 'queued' "
+                              "ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            con.execute("UPDATE runs SET status = 'running', started = ?, heartbeat = ? "
+                        "WHERE id = ?", (now, now, row["id"]))
+        return self.get_run(row["id"])
+
+    def set_process(self, run_id: int, pid: int, pid_start: str | None) -> None:
+        with self._write() as con:
+            con.execute("UPDATE runs SET pid = ?, pid_start = ?, heartbeat = ? WHERE id = ?",
+                        (pid, pid_start, time.time(), run_id))
+
+    def update_run(self, run_id: int, **fields) -> None:
+        """Set provenance columns: device, torch_version, git_commit, checkpoint, name."""
+        allowed = {"device", "torch_version", "git_commit", "checkpoint", "name"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)}")
+        if fields:
+            with self._write() as con:
+                con.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                            (*fields.values(), run_id))
+
+    def set_status(self, run_id: int, status: str, *, reason: str | None = None,
+                   error: str | None = None, expect: tuple[str, ...] | None = None,
+                   **results) -> bool:
+        """Move a run to `status`, with its results (RESULT_COLUMNS) when it finished.
+
+        With `expect`, only a run currently in one of those statuses changes (compare-and-set,
+        so a late writer cannot overwrite an outcome); returns whether the row changed.
+        """
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        bad = set(results) - set(RESULT_COLUMNS)
+        if bad:
+            raise ValueError(f"unknown result columns {sorted(bad)}")
+        sets = {"status": status, **results}
+        if reason is not None:
+            sets["reason"] = reason
+        if error is not None:
+            sets["error"] = error
+        if status in FINISHED:
+            sets["ended"] = time.time()
+        sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?"
+        args = [*sets.values(), run_id]
+        if expect:
+            sql += f" AND status IN ({', '.join('?' * len(expect))})"
+            args += list(expect)
+        with self._write() as con:
+            return con.execute(sql, args).rowcount > 0
+
+    def request_stop(self, run_id: int) -> str | None:
+        """Flag a run to stop; a queued run stops at once. Returns the run's status after."""
+        with self._write() as con:
+            con.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (run_id,))
+            con.execute("UPDATE runs SET status = 'stopped', ended = ?, "
+                        "reason = 'Stopped before it started.' WHERE id = ? AND status = 'queued'",
+                        (time.time(), run_id))
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row["status"] if row else None
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def heartbeat(self, run_id: int) -> None:
+        with self._write() as con:
+            con.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+
+    def get_run(self, run_id: int) -> dict | None:
+        """One run as a dict (spec and config parsed), or None."""
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_dict(row) if row else None
+
+    def list_runs(self, status: str | tuple[str, ...] | None = None, group: str | None = None,
+                  limit: int | None = None) -> list[dict]:
+        """Runs, newest first, optionally of some statuses or one group."""
+        where, args = [], []
+        if status:
+            statuses = (status,) if isinstance(status, str) else tuple(status)
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            args += statuses
+        if group is not None:
+            where.append("group_id = ?")
+            args.append(group)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        sql += " ORDER BY id DESC" + (" LIMIT ?" if limit else "")
+        if limit:
+            args.append(int(limit))
+        with self._connect() as con:
+            return [_run_dict(r) for r in con.execute(sql, args).fetchall()]
+
+    # --- metrics ---
+    def add_metrics(self, run_id: int, rows: list[dict]) -> None:
+        """Append step/epoch events (train.py's report dicts) in one transaction."""
+        if not rows:
+            return
+        values = [(run_id, r["kind"], *(r.get(c) for c in METRIC_COLUMNS)) for r in rows]
+        with self._write() as con:
+            con.executemany(
+                f"INSERT INTO metrics (run_id, kind, {', '.join(METRIC_COLUMNS)}) "
+                f"VALUES (?, ?, {', '.join('?' * len(METRIC_COLUMNS))})", values)
+
+    def metrics(self, run_id: int, kind: str = "epoch", after_id: int = 0) -> list[dict]:
+        """Metric rows of one kind in order; `after_id` (a row's 'id') fetches only newer ones."""
+        if kind not in METRIC_KINDS:
+            raise ValueError(f"kind must be one of {METRIC_KINDS}")
+        with self._connect() as con:
+            rows = con.execute(
+                f"SELECT id, {', '.join(METRIC_COLUMNS)} FROM metrics "
+                "WHERE run_id = ? AND kind = ? AND id > ? ORDER BY id", (run_id, kind, after_id))
+            return [dict(r) for r in rows.fetchall()]
+
+    # --- housekeeping ---
+    def reconcile_stale(self, stale_after_s: float = STALE_AFTER_S,
+                        skip: tuple[int, ...] = ()) -> list[int]:
+        """Mark 'running' runs 'interrupted' when their worker process is gone, or when no
+        process was ever recorded and the heartbeat is older than `stale_after_s`.
+
+        `skip`: runs whose worker the caller watches itself (it records their exit better).
+        """
+        now = time.time()
+        changed = []
+        with self._write() as con:
+            rows = con.execute("SELECT id, pid, pid_start, heartbeat FROM runs "
+                               "WHERE status = 'running'").fetchall()
+            for r in rows:
+                if r["id"] in skip:
+                    continue
+                silent = now - (r["heartbeat"] or 0)
+                if r["pid"]:  # a known process decides: a live one may just be slow to beat
+                    if process_alive(r["pid"], r["pid_start"]):
+                        continue
+                    why = f"The worker process (pid {r['pid']}) is gone; it ended without a result."
+                elif silent > stale_after_s:
+                    why = f"The worker never started: no heartbeat for {silent:.0f} s."
+                else:
+                    continue
+                con.execute("UPDATE runs SET status = 'interrupted', reason = ?, ended = ? "
+                            "WHERE id = ?", (why, now, r["id"]))
+                changed.append(r["id"])
+        return changed
+
+
+def _run_dict(row: sqlite3.Row) -> dict:
+    d = dict(row)
+    d["spec"] = json.loads(d["spec"])
+    d["config"] = json.loads(d["config"])
+    d["stop_requested"] = bool(d["stop_requested"])
+    return d
+
+
+# --- checkpoint files ---
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """torch.save `state` so that readers only ever see a complete file (tmp, fsync, rename)."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint's dict (tensors on the CPU); StoreError when it is missing or unreadable."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StoreError(f"There is no checkpoint at {path} yet; it appears after the first "
+                         "epoch.") from None
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
+        raise StoreError(f"The checkpoint {path} cannot be read ({type(e).__name__}); "
+                         "it may be from another version.") from None
+    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        raise StoreError(f"{path} is not a NiN Explorer checkpoint.")
+    return state

@@ -1,0 +1,191 @@
+"""One training run in its own process: `python -m nin_explorer.worker --home DIR --run-id N`.
+
+Reads the run from the store, trains it, and writes metrics, heartbeats, checkpoints and the
+outcome back. Imports no streamlit, so the app starts it with subprocess.Popen; the CLI calls
+`execute_run` in-process instead.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import traceback
+from typing import Callable
+
+import torch
+
+from .data import DataError, load_dataset
+from .spec import NetSpec, SpecError
+from .store import RunStore, process_start, save_checkpoint
+from .train import ConfigError, TrainConfig, TrainResult, train
+
+HEARTBEAT_S = 2.0     # the store calls a run stale after STALE_AFTER_S (60 s) of silence
+STOP_POLL_S = 0.5     # the stop flag is read from the database at most this often
+FLUSH_S = 0.5         # metric rows are written in batches at most this often
+
+# Errors whose message is a sentence for the learner; anything else is a bug, logged in full.
+LEARNER_ERRORS = (SpecError, ConfigError, DataError)
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: the job manager wants this run to end now."""
+
+
+class StoreReporter:
+    """train()'s report / should_stop / checkpoint callbacks, backed by the run store."""
+
+    def __init__(self, store: RunStore, run_id: int, stop_event: threading.Event | None = None,
+                 on_event: Callable[[dict], None] | None = None):
+        self.store, self.run_id = store, run_id
+        self.stop_event = stop_event or threading.Event()
+        self.on_event = on_event
+        self.rows: list[dict] = []
+        self.last_flush = self.last_poll = 0.0
+        self.stop_flag = False
+        self.epochs: list[dict] = []
+
+    def report(self, event: dict) -> None:
+        kind = event["kind"]
+        if kind == "start":
+            self.store.update_run(self.run_id, device=event["device"])
+        elif kind in ("step", "epoch"):
+            self.rows.append(event)
+            if kind == "epoch":
+                self.epochs.append(event)
+            if kind == "epoch" or time.monotonic() - self.last_flush >= FLUSH_S:
+                self.flush()
+        if self.on_event:
+            self.on_event(event)
+
+    def flush(self) -> None:
+        rows, self.rows = self.rows, []
+        self.store.add_metrics(self.run_id, rows)
+        self.last_flush = time.monotonic()
+
+    def should_stop(self) -> bool:
+        if self.stop_event.is_set():
+            return True
+        if not self.stop_flag and time.monotonic() - self.last_poll >= STOP_POLL_S:
+            self.stop_flag = self.store.stop_requested(self.run_id)
+            self.last_poll = time.monotonic()
+        return self.stop_flag
+
+    def checkpoint(self, state: dict) -> None:
+        path = self.store.checkpoint_path(self.run_id)
+        save_checkpoint(state, path)
+        self.store.update_run(self.run_id, checkpoint=str(path))
+
+
+def _heartbeat(store: RunStore, run_id: int, done: threading.Event) -> None:
+    while not done.wait(HEARTBEAT_S):
+        try:
+            store.heartbeat(run_id)
+        except sqlite3.Error as e:  # a busy database must not end the run; the next beat retries
+            print(f"heartbeat failed: {e}", file=sys.stderr)
+
+
+def _results(result: TrainResult) -> dict:
+    return {"best_test_acc": result.best_test_acc, "final_test_acc": result.final_test_acc,
+            "train_loss": result.train_loss, "examples_per_sec": result.examples_per_sec,
+            "wall_s": result.wall_s}
+
+
+def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None = None,
+                on_event: Callable[[dict], None] | None = None) -> TrainResult | None:
+    """Train a run that is already 'running' in the store and record its outcome there.
+
+    Returns the TrainResult, or None when the run was stopped before or outside training.
+    A failure is recorded as 'failed' with its message, then re-raised.
+    """
+    run = store.get_run(run_id)
+    reporter = StoreReporter(store, run_id, stop_event, on_event)
+    done = threading.Event()
+    beats = threading.Thread(target=_heartbeat, args=(store, run_id, done), daemon=True)
+    beats.start()
+    t_start = time.perf_counter()
+    try:
+        store.update_run(run_id, torch_version=torch.__version__)
+        spec = NetSpec.from_dict(run["spec"])
+        cfg = TrainConfig.from_dict(run["config"])
+        if reporter.should_stop():
+            store.set_status(run_id, "stopped", reason="Stopped before training began.",
+                             expect=("running",))
+            return None
+        train_data = load_dataset(cfg.dataset, train=True)
+        test_data = load_dataset(cfg.dataset, train=False)
+        result = train(spec, cfg, train_data, test_data, reporter.report, reporter.should_stop,
+                       reporter.checkpoint)
+        reporter.flush()
+        store.set_status(run_id, result.status, reason=result.reason, expect=("running",),
+                         **_results(result))
+        return result
+    except (Terminated, KeyboardInterrupt):
+        reporter.flush()
+        epochs = reporter.epochs
+        store.set_status(run_id, "stopped", reason="Stopped by a signal before it could finish "
+                         "cleanly.", expect=("running",),
+                         final_test_acc=epochs[-1]["test_acc"] if epochs else None,
+                         best_test_acc=max((e["test_acc"] for e in epochs), default=None),
+                         train_loss=epochs[-1]["train_loss"] if epochs else None,
+                         wall_s=time.perf_counter() - t_start)
+        return None
+    except BaseException as e:
+        if isinstance(e, LEARNER_ERRORS):
+            error = str(e)
+        elif isinstance(e, torch.cuda.OutOfMemoryError):
+            error = ("The GPU ran out of memory. Lower the batch size or the input size, or "
+                     "use bf16 precision.")
+        else:
+            error = f"{type(e).__name__}: {e}"
+            traceback.print_exc()
+        try:
+            reporter.flush()
+        finally:
+            store.set_status(run_id, "failed", error=error, expect=("running",),
+                             wall_s=time.perf_counter() - t_start)
+        raise
+    finally:
+        done.set()
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; let the cleanup finish
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nin_explorer.worker", description=__doc__)
+    p.add_argument("--home", required=True, help="the run store's folder")
+    p.add_argument("--run-id", type=int, required=True)
+    args = p.parse_args(argv)
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    store = RunStore(args.home)
+    run = store.get_run(args.run_id)
+    if run is None:
+        print(f"error: there is no run {args.run_id} in {store.db_path}", file=sys.stderr)
+        return 2
+    if run["status"] == "queued":  # started by hand rather than by a JobManager
+        store.set_status(args.run_id, "running", expect=("queued",))
+    elif run["status"] != "running":
+        print(f"run {args.run_id} is already {run['status']}; nothing to do", file=sys.stderr)
+        return 0
+    store.set_process(args.run_id, os.getpid(), process_start(os.getpid()))
+    try:
+        result = execute_run(store, args.run_id)
+    except LEARNER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except BaseException:  # recorded as failed (traceback already in the log)
+        return 1
+    if result is not None:
+        print(f"run {args.run_id}: {result.status}. {result.reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

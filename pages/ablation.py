@@ -1,0 +1,148 @@
+"""Ablation page: queue variants over one or two factors and seeds, compare the results."""
+import time
+
+import streamlit as st
+
+from nin_explorer import charts
+from nin_explorer.ablation import (EXERCISES, FACTORS, MAX_RUNS, WARN_RUNS, aggregate, expand,
+                                   exercise_plan, setting_label, to_csv)
+from nin_explorer.data import DATASETS
+from nin_explorer.plan import human_duration
+from nin_explorer.spec import NetSpec, SpecError
+from nin_explorer.summary import summarize
+from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
+from pages.common import get_jobs, leave_pages_directory_mode, preset_choice
+
+leave_pages_directory_mode()
+ss = st.session_state
+jobs = get_jobs()
+store = jobs.store
+A = "a."
+
+
+def queue(runs, title: str) -> str:
+    group = f"{title} · {time.strftime('%H:%M:%S')}"
+    for r in runs:
+        jobs.submit(r.spec, r.config, name=r.label + f" · seed {r.seed}", group=group)
+    ss[A + "group"] = group
+    return group
+
+
+st.title("Ablations")
+device = resolve_device("auto").type
+tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"])
+with tab_ex:
+    st.caption("One click queues the experiment. " + (
+        "On this GPU they use the book's network and Fashion-MNIST." if device == "cuda" else
+        "Without a GPU they run the `tiny` preset on 20,000 `shapes` images so they finish in "
+        "minutes; the lesson is the same."))
+    for key, ex in EXERCISES.items():
+        with st.container(border=True):
+            st.markdown(f"**{ex.title}**  \n{ex.text}")
+            spec, cfg, factors, seeds = exercise_plan(key, device)
+            runs = expand(spec, cfg, factors, seeds)
+            st.caption(f"{len(runs)} runs: " + "; ".join(
+                f"{FACTORS[k].title} in {v}" for k, v in factors.items())
+                + f", {seeds} seed(s), {cfg.epochs} epochs, recipe {cfg.recipe}.")
+            if st.button("Start", key=A + "ex." + key):
+                queue(runs, ex.title.split(":")[0])
+                st.rerun()
+
+with tab_custom:
+    c1, c2 = st.columns(2)
+    with c1:
+        base = preset_choice("Base variant", A + "base", include_current=True, default="tiny")
+        dataset = st.selectbox("Data set", list(DATASETS), index=list(DATASETS).index("shapes"),
+                               key=A + "dataset")
+        recipe = st.radio("Recipe", list(RECIPES), index=1, horizontal=True, key=A + "recipe",
+                          format_func=lambda r: RECIPES[r].title)
+        epochs = st.number_input("Epochs", 1, 100, 3, key=A + "epochs")
+        subset = st.number_input("Training examples (0 = all)", 0, 10_000_000, 20_000, step=1000,
+                                 key=A + "subset")
+    with c2:
+        names = st.multiselect("Factors (one or two)", list(FACTORS), default=["n_extra_1x1"],
+                               max_selections=2, format_func=lambda n: FACTORS[n].title,
+                               key=A + "factors")
+        factors = {}
+        for n in names:
+            f = FACTORS[n]
+            factors[n] = st.multiselect(f.title, list(f.values), default=list(f.values),
+                                        key=A + "values." + n, help=f.help)
+        seeds = st.slider("Seeds per setting", 1, 5, 1, key=A + "seeds",
+                          help="Repeats with different seeds show how much of a difference is noise.")
+    try:
+        cfg = TrainConfig.from_dict({"dataset": dataset, "recipe": recipe, "epochs": int(epochs),
+                                     "max_train_examples": int(subset) or None})
+        runs = expand(base, cfg, factors, seeds)
+    except (SpecError, ConfigError) as e:
+        st.error(str(e))
+        runs = []
+    if runs:
+        msg = f"{len(runs)} runs (cap {MAX_RUNS})."
+        (st.warning if len(runs) > WARN_RUNS else st.caption)(
+            msg + (" That is many: on a CPU each takes a minute or more." if len(runs) > WARN_RUNS else ""))
+        if st.button("Queue the ablation", type="primary", key=A + "queue"):
+            queue(runs, "Ablation")
+            st.rerun()
+
+# --- results ---
+groups = []
+for r in store.list_runs(limit=1000):
+    if r.get("group_id") and r["group_id"] not in groups:
+        groups.append(r["group_id"])
+st.divider()
+if not groups:
+    st.info("No ablation yet: start an exercise or queue your own above.")
+    st.stop()
+group = st.selectbox("Ablation", groups, key=A + "group")
+active = any(r["status"] in ("queued", "running") for r in store.list_runs(group=group))
+if active and st.button("Cancel the whole ablation", key=A + "cancel"):
+    for r in store.list_runs(("queued", "running"), group=group):
+        jobs.stop(r["id"])
+    st.toast("Cancelling...")
+
+
+@st.fragment(run_every=2.0 if active else None)
+def results(group: str, was_active: bool, metric: str):
+    runs = sorted(store.list_runs(group=group), key=lambda r: r["id"])
+    done = sum(r["status"] not in ("queued", "running") for r in runs)
+    st.progress(done / len(runs), text=f"{done} of {len(runs)} runs finished")
+    rows, series = [], []
+    settings = sorted({r["name"].rsplit(" · seed", 1)[0] for r in runs})
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6",
+               "#9D755D", "#BAB0AC", "#EECA3B"]
+    colours = []
+    for r in runs:
+        setting = r["name"].rsplit(" · seed", 1)[0]
+        s = summarize(NetSpec.from_dict(r["spec"]))
+        rows.append({"setting": setting, "status": r["status"],
+                     "best_test_acc": r.get("best_test_acc"), "final_test_acc": r.get("final_test_acc"),
+                     "params": s.params, "flops": s.flops,
+                     "examples_per_sec": r.get("examples_per_sec"), "wall_s": r.get("wall_s")})
+        series.append((f"#{r['id']} {r['name']}", store.metrics(r["id"], "epoch")))
+        colours.append(palette[settings.index(setting) % len(palette)])
+    st.plotly_chart(charts.overlay_figure(series, metric, colours), key="ablation_curves",
+                    width="stretch")
+    table = aggregate(rows)
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),
+        "best_test_acc_sd": st.column_config.NumberColumn("± sd", format="percent"),
+        "final_test_acc": st.column_config.NumberColumn("final test acc", format="percent"),
+        "final_test_acc_sd": st.column_config.NumberColumn("± sd", format="percent"),
+        "params": st.column_config.NumberColumn(format="localized"),
+        "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
+        "examples_per_sec": st.column_config.NumberColumn("examples/sec", format="%.0f"),
+        "wall_s": st.column_config.NumberColumn("wall s", format="%.0f"),
+    })
+    st.download_button("Download CSV", to_csv(table), "ablation.csv", "text/csv", key="ablation_csv")
+    collapsed = [r for r in runs if r["status"] == "diverged"]
+    if collapsed:
+        st.warning(f"{len(collapsed)} run(s) diverged: " + ", ".join(f"#{r['id']} {r['name']}" for r in collapsed)
+                   + ". See the Train page for what a collapse is and what to try.")
+    if was_active and done == len(runs):
+        st.rerun()
+
+
+metric = st.radio("Curves of", ["test_acc", "train_loss", "train_acc"], horizontal=True,
+                  key=A + "metric", format_func=lambda m: m.replace("_", " "))
+results(group, active, metric)

@@ -1,0 +1,31 @@
+"""Compare page: overlay any runs' curves and see which settings differ."""
+import streamlit as st
+
+from nin_explorer import charts
+from nin_explorer.runs import differing_settings
+from pages.common import get_store, leave_pages_directory_mode, run_label, runs_table
+
+leave_pages_directory_mode()
+st.title("Compare runs")
+store = get_store()
+runs = store.list_runs(limit=500)
+if len(runs) < 2:
+    st.info("Compare needs at least two runs; launch some on the Train or Ablations page.")
+    st.stop()
+by_id = {r["id"]: r for r in runs}
+chosen = st.multiselect("Runs", list(by_id), default=list(by_id)[:2], key="cmp_runs",
+                        format_func=lambda i: run_label(by_id[i]))
+if not chosen:
+    st.stop()
+picked = [by_id[i] for i in chosen]
+metric = st.radio("Curves of", ["test_acc", "train_loss", "train_acc"], horizontal=True,
+                  key="cmp_metric", format_func=lambda m: m.replace("_", " "))
+st.plotly_chart(charts.overlay_figure([(run_label(r), store.metrics(r["id"], "epoch")) for r in picked],
+                                      metric), key="cmp_curves", width="stretch")
+st.dataframe(runs_table(picked), hide_index=True, width="stretch")
+st.subheader("Settings that differ")
+diff = differing_settings(picked)
+if diff:
+    st.dataframe(diff, hide_index=True, width="stretch")
+else:
+    st.caption("These runs have identical settings (only the randomness differs, if the seeds do).")

@@ -1,0 +1,164 @@
+"""GAP maps page: what each class channel of a trained network finds."""
+import streamlit as st
+import torch
+
+from nin_explorer import charts, help_text as H
+from nin_explorer.data import DataError
+from nin_explorer.maps import (CheckpointError, ImageError, analyse_test_set, cached_analysis,
+                               channel_order, class_maps, identity_gap, image_from_upload,
+                               load_checkpoint, most_confident_mistakes)
+from pages.common import get_store, leave_pages_directory_mode, test_set
+
+leave_pages_directory_mode()
+st.title("GAP feature maps")
+st.markdown(H.GAP_INTRO)
+
+store = get_store()
+# --- 1. which network ---
+source = st.radio("Network", ["A run from the store", "Upload a checkpoint"], horizontal=True,
+                  key="maps_source")
+ckpt = run = None
+if source == "A run from the store":
+    runs = [r for r in store.list_runs(("completed", "stopped", "diverged", "interrupted"))
+            if store.checkpoint_path(r["id"]).exists()]
+    if not runs:
+        st.info("No run has a checkpoint yet. Train one on the Train page (the `tiny` preset on "
+                "`shapes` takes about a minute), or upload a checkpoint.")
+        st.stop()
+    labels = {r["id"]: f"#{r['id']} {r.get('name') or r['spec']['name']} · {r['config']['dataset']}"
+              f" · {r['status']}" + (f" · best {r['best_test_acc']:.1%}" if r.get("best_test_acc") else "")
+              for r in runs}
+    wanted = st.query_params.get("run")
+    ids = list(labels)
+    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key="maps_run")
+    st.query_params["run"] = str(run_id)
+    run = store.get_run(run_id)
+    path = store.checkpoint_path(run_id)
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        st.error(str(e))
+        st.stop()
+else:
+    up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt")
+    if up is None:
+        st.stop()
+    try:
+        ckpt = load_checkpoint(up.getvalue())
+    except CheckpointError as e:
+        st.error(str(e))
+        st.stop()
+
+spec, classes = ckpt.spec, ckpt.classes
+dataset = ckpt.config.get("dataset")
+st.caption(f"**{spec.name}**, {spec.head} head, trained {ckpt.epoch} epoch(s)"
+           + (f" on `{dataset}`" if dataset else "") + f"; input {spec.in_channels}x{spec.input_size}x{spec.input_size}.")
+data = None
+if dataset:
+    try:
+        data = test_set(dataset)
+    except DataError as e:
+        st.warning(f"{e} Upload an image below instead.")
+
+# --- 2. which image ---
+modes = (["By class", "Random", "Most confident mistakes"] if data is not None else []) + ["Upload an image"]
+mode = st.radio("Image", modes, horizontal=True, key="maps_mode")
+image, label, index = None, None, None
+if mode == "Upload an image":
+    up = st.file_uploader("PNG or JPEG", type=["png", "jpg", "jpeg"], key="maps_image")
+    if up is not None:
+        try:
+            image = image_from_upload(up.getvalue(), spec.in_channels, data.images.shape[-1] if data else spec.input_size)
+        except ImageError as e:
+            st.error(str(e))
+elif mode == "By class":
+    c1, c2 = st.columns([2, 3])
+    cls = c1.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="maps_class")
+    members = (data.labels == cls).nonzero().flatten()
+    k = c2.slider("Example", 0, len(members) - 1, 0, key="maps_example")
+    index = int(members[k])
+elif mode == "Random":
+    if st.button("Another one", key="maps_random") or "maps_random_index" not in st.session_state:
+        st.session_state["maps_random_index"] = int(torch.randint(len(data.labels), ()))
+    index = st.session_state["maps_random_index"]
+else:
+    analysis = st.session_state.get(f"analysis_{run['id'] if run else 'upload'}")
+    if analysis is None:
+        st.info("Analyse the test set (section 3 below) to find the most confident mistakes.")
+    else:
+        picks = most_confident_mistakes(analysis, 24)
+        if not picks:
+            st.success("No mistakes on the test set.")
+        else:
+            k = st.select_slider("Mistake (most confident first)", range(len(picks)), key="maps_mistake",
+                                 format_func=lambda i: f"{i + 1}: {classes[analysis.labels[picks[i]]]} "
+                                                       f"taken for {classes[analysis.predictions[picks[i]]]}")
+            index = picks[k]
+if index is not None:
+    image, label = data.images[index], int(data.labels[index])
+
+if image is not None:
+    r = class_maps(ckpt, image[None])
+    maps = r.class_maps[0]                                        # (K, h, w)
+    logits, probs = r.logits[0].tolist(), r.probs[0].tolist()
+    pred = max(range(len(probs)), key=probs.__getitem__)
+    left, right = st.columns([1, 3])
+    with left:
+        st.plotly_chart(charts.image_figure(image), key="input_image", width="content")
+        st.markdown((f"true: **{classes[label]}**  \n" if label is not None else "")
+                    + f"predicted: **{classes[pred]}** ({probs[pred]:.1%})")
+    with right:
+        overlay = st.toggle("Overlay on the input", key="maps_overlay")
+        under = None
+        if overlay:
+            small = torch.nn.functional.interpolate(image[None].float().mean(1, keepdim=True),
+                                                    size=maps.shape[-2:], mode="area")[0, 0]
+            under = small.expand(len(classes), *maps.shape[-2:])
+        titles = [f"{c}: {m:.3f}" for c, m in zip(classes, maps.mean((1, 2)).tolist())]
+        st.plotly_chart(charts.maps_grid_figure(maps, titles, cols=5, zmin=float(maps.min()),
+                                                zmax=float(maps.max()), overlay=under),
+                        key="class_maps", width="stretch")
+        st.caption(H.maps_caption(r.kind))
+    st.plotly_chart(charts.logits_figure(logits, probs, classes), key="logits", width="stretch")
+    st.markdown(H.identity_text(r.kind, classes, maps.mean((1, 2)).tolist(), logits,
+                                float(identity_gap(r)), pred))
+
+    with st.expander("Any block's feature maps for this image"):
+        block = st.selectbox("Block", list(r.block_outputs), index=len(r.block_outputs) - 1, key="maps_block")
+        fm = r.block_outputs[block][0]                            # (C, h, w)
+        order = channel_order(fm) if st.toggle("Sort by mean activation", True, key="maps_sort") else list(range(len(fm)))
+        order = order[:64]
+        st.plotly_chart(charts.maps_grid_figure(fm[order], [f"ch {i}: {fm[i].mean():.2f}" for i in order],
+                                                cols=8, cell_px=90),
+                        key="block_maps", width="stretch")
+        if len(fm) > 64:
+            st.caption(f"The first 64 of {len(fm)} channels.")
+
+# --- 3. the whole test set ---
+if data is not None:
+    st.subheader("The whole test set")
+    key = f"analysis_{run['id'] if run else 'upload'}"
+    if key not in st.session_state and st.button("Analyse the test set", key="maps_analyse", type="primary"):
+        bar = st.progress(0.0, text="Running the test set through the network...")
+        compute = lambda: analyse_test_set(ckpt, data.images, data.labels,
+                                           progress=lambda f: bar.progress(f, text=f"{f:.0%} of the test set"))
+        st.session_state[key] = (cached_analysis(store.run_dir(run["id"]) / "analysis.pt", path, compute)
+                                 if run else compute())
+        bar.empty()
+    analysis = st.session_state.get(key)
+    if analysis is not None:
+        st.metric("Test accuracy", f"{analysis.accuracy:.2%}")
+        mm = analysis.mean_maps                                    # (K true, K channels, h, w)
+        k = len(classes)
+        st.markdown(H.CLASS_GRID)
+        st.plotly_chart(charts.maps_grid_figure(mm.reshape(k * k, *mm.shape[-2:]),
+                                                [f"{classes[i][:6]}→{classes[j][:6]}" for i in range(k) for j in range(k)],
+                                                cols=k, cell_px=70),
+                        key="class_grid", width="stretch")
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.confusion_figure(analysis.confusion, classes), key="confusion", width="stretch")
+        c2.plotly_chart(charts.per_class_figure(analysis.per_class_accuracy, classes), key="per_class", width="stretch")
+
+st.divider()
+st.markdown(H.GAP_TEACHING)

@@ -1,0 +1,143 @@
+"""Train page: launch a run of a variant, watch it live, stop it, find it again later."""
+import streamlit as st
+
+from nin_explorer import charts, help_text as H
+from nin_explorer.data import DATASETS, DataError, dataset_info
+from nin_explorer.plan import adapt_spec, estimate, human_duration
+from nin_explorer.render import human_bytes
+from nin_explorer.spec import SpecError
+from nin_explorer.train import RECIPES, ConfigError, TrainConfig, apply_recipe, resolve_device
+from pages.common import (get_jobs, leave_pages_directory_mode, measured_rate, preset_choice,
+                          run_label, runs_table)
+
+leave_pages_directory_mode()
+ss = st.session_state
+jobs = get_jobs()
+store = jobs.store
+T = "t."  # widget key prefix
+
+
+def on_recipe():
+    for k, v in RECIPES[ss[T + "recipe"]].defaults.items():
+        if T + k in ss or k in ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision"):
+            ss[T + k] = v
+
+
+st.title("Train")
+# --- 1. what to train ---
+with st.expander("New run", expanded=not store.list_runs(("running", "queued"))):
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        spec = preset_choice("Variant", T + "variant", include_current=True, default="tiny",
+                             help=H.TRAIN_VARIANT)
+        ss.setdefault(T + "dataset", "shapes")
+        dataset = st.selectbox("Data set", list(DATASETS), key=T + "dataset",
+                               help=H.TRAIN_DATASET)
+        st.caption(DATASETS[dataset])
+        ss.setdefault(T + "recipe", "modern")
+        st.radio("Recipe", list(RECIPES), key=T + "recipe", on_change=on_recipe, horizontal=True,
+                 format_func=lambda r: RECIPES[r].title, help=H.TRAIN_RECIPE)
+        st.caption(RECIPES[ss[T + "recipe"]].description)
+    if T + "epochs" not in ss:
+        on_recipe()
+        ss[T + "epochs"] = 3
+    with c2:
+        st.number_input("Epochs", 1, 200, key=T + "epochs")
+        st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024], key=T + "batch_size")
+        st.number_input("Learning rate (peak)", 1e-5, 10.0, format="%.4f", key=T + "lr")
+        st.selectbox("Optimiser", ["sgd", "sgd-momentum", "adamw", "adam"], key=T + "optimizer")
+    with c3:
+        st.selectbox("Schedule", ["constant", "cosine", "onecycle"], key=T + "schedule")
+        st.selectbox("Precision", ["fp32", "bf16"], key=T + "precision", help=H.TRAIN_PRECISION)
+        device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=T + "device")
+        ss.setdefault(T + "subset", 0)
+        st.number_input("Training examples (0 = all)", 0, 10_000_000, step=1000, key=T + "subset",
+                        help="Train on the first N examples only: a quick demo.")
+        st.number_input("Seed", 0, 2**31 - 1, key=T + "seed")
+
+    try:
+        info = dataset_info(dataset)
+        if (spec.in_channels, spec.num_classes) != (info.channels, info.n_classes):
+            st.info(f"`{dataset}` has {info.channels} channel(s) and {info.n_classes} classes; "
+                    f"the variant is adapted to them.")
+            spec = adapt_spec(spec, info.channels, info.n_classes)
+        size = st.number_input("Input size", 8, 512, value=spec.input_size, key=T + f"size.{spec.name}",
+                               help=H.TRAIN_INPUT_SIZE)
+        cfg = TrainConfig.from_dict({
+            "dataset": dataset, "input_size": int(size), "recipe": ss[T + "recipe"],
+            **{k: ss[T + k] for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
+                                      "precision", "device", "seed")},
+            "max_train_examples": int(ss[T + "subset"]) or None})
+        real_spec, real_cfg = apply_recipe(spec, cfg)
+        dev = resolve_device(device).type
+        n_train = min(cfg.max_train_examples or info.n_train, info.n_train)
+        est = estimate(real_spec, cfg.batch_size, n_train, info.n_test, dev,
+                       measured_rate(store, real_spec, dev), cfg.optimizer, cfg.precision)
+    except (SpecError, ConfigError, DataError) as e:
+        st.error(str(e))
+        st.stop()
+    m = st.columns(4)
+    m[0].metric("Estimated time per epoch", human_duration(est["epoch_s"]), help=est["basis"])
+    m[1].metric("Whole run", human_duration(est["epoch_s"] * cfg.epochs))
+    m[2].metric("Training memory", human_bytes(est["train_memory_bytes"]))
+    m[3].metric("Device", dev.upper())
+    if est["slow"]:
+        st.warning(H.slow_warning(real_spec, dev, est["epoch_s"]))
+    if st.button("Launch", type="primary", key=T + "launch"):
+        run_id = jobs.submit(spec, cfg, name=f"{spec.name} on {dataset}")
+        st.query_params["run"] = str(run_id)
+        st.rerun()
+
+# --- 2. one run, live ---
+runs = store.list_runs(limit=200)
+if not runs:
+    st.info("No runs yet. Launch one above: the `tiny` preset on `shapes` reaches 90% in about a minute.")
+    st.stop()
+ids = [r["id"] for r in runs]
+wanted = st.query_params.get("run", "")
+current = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[0]
+run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
+                      format_func=lambda i: run_label(next(r for r in runs if r["id"] == i)))
+st.query_params["run"] = str(run_id)
+active = store.get_run(run_id)["status"] in ("queued", "running")
+if active and st.button("Stop", key=T + "stop"):
+    jobs.stop(run_id)
+    st.toast(f"Stopping run #{run_id}...")
+
+
+@st.fragment(run_every=1.0 if active else None)
+def live(run_id: int, was_active: bool):
+    run = store.get_run(run_id)
+    steps, epochs = store.metrics(run_id, "step"), store.metrics(run_id, "epoch")
+    cfg = run["config"]
+    last = steps[-1] if steps else None
+    done = (last["epoch"] / cfg["epochs"]) if last else 0.0
+    eta = (last["elapsed_s"] / done - last["elapsed_s"]) if last and done > 0 else None
+    text = f"#{run_id} {run['status']}"
+    if last:
+        text += (f" · epoch {last['epoch']:.2f} of {cfg['epochs']} · "
+                 f"{last.get('examples_per_sec') or 0:,.0f} examples/sec")
+        if run["status"] == "running" and eta is not None:
+            text += f" · about {human_duration(eta)} left"
+    st.progress(min(1.0, done if run["status"] != "completed" else 1.0), text=text)
+    cols = st.columns(4)
+    cols[0].metric("Best test accuracy", f"{run['best_test_acc']:.2%}" if run.get("best_test_acc") is not None else "–")
+    cols[1].metric("Train loss", f"{last['train_loss']:.3f}" if last else "–")
+    cols[2].metric("examples/sec", f"{run['examples_per_sec'] or (last or {}).get('examples_per_sec') or 0:,.0f}")
+    cols[3].metric("Wall time", human_duration(run["wall_s"] or (last or {}).get("elapsed_s") or 0))
+    st.plotly_chart(charts.curves_figure(steps, epochs), key=f"curves", width="stretch")
+    if run["status"] == "diverged":
+        st.warning(H.diverged_text(run.get("reason")))
+    elif run["status"] == "failed":
+        st.error(f"The run failed: {run.get('error') or 'no error text'}")
+    elif run["status"] in ("stopped", "interrupted") and run.get("reason"):
+        st.info(run["reason"])
+    if was_active and run["status"] not in ("queued", "running"):
+        st.rerun()  # re-register the fragment without its timer
+
+
+live(run_id, active)
+
+# --- 3. all runs ---
+st.subheader("All runs")
+st.dataframe(runs_table(runs), hide_index=True, width="stretch", key=T + "table")

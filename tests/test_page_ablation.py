@@ -1,0 +1,67 @@
+"""AppTest of the Ablations and Compare pages with real worker processes on `shapes`."""
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def data_env(shapes_root, monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))  # workers inherit it
+
+
+def page(path: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page(path)
+    return at.run()
+
+
+def test_exercises_are_listed_with_their_plans():
+    at = page("pages/ablation.py")
+    assert not at.exception
+    titles = " ".join(m.value for m in at.markdown)
+    for words in ("Exercise 1", "Exercise 2", "Exercise 4", "batch-size puzzle"):
+        assert words in titles
+    assert "No ablation yet" in at.info[0].value
+
+
+def test_custom_ablation_queues_and_finishes(data_env):
+    at = page("pages/ablation.py")
+    at.number_input(key="a.epochs").set_value(1)
+    at.number_input(key="a.subset").set_value(512)
+    at.multiselect(key="a.values.n_extra_1x1").set_value([0, 1]).run()
+    assert not at.exception
+    assert "2 runs" in " ".join(c.value for c in at.caption)
+    at.button(key="a.queue").click().run()
+    deadline = time.monotonic() + 240
+    while True:
+        text = at.get("progress")[0].proto.text
+        if text.startswith("2 of 2"):
+            break
+        assert time.monotonic() < deadline, text
+        time.sleep(2)
+        at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 2
+    assert set(table["status"]) == {"1 completed"}
+    assert table["params"].iloc[0] != table["params"].iloc[1]
+    assert at.get("download_button")
+
+
+def test_many_runs_warned_and_bad_plan_refused():
+    at = page("pages/ablation.py")
+    at.multiselect(key="a.factors").set_value(["lr", "batch_size"]).run()
+    at.slider(key="a.seeds").set_value(2).run()
+    assert not at.exception
+    assert "18 runs" in at.warning[0].value
+    at.multiselect(key="a.values.lr").set_value([]).run()
+    assert "at least one value" in at.error[0].value
+
+
+def test_compare_needs_two_runs_and_shows_differences(use_trained_home):
+    at = page("pages/compare.py")
+    assert not at.exception
+    assert "at least two runs" in at.info[0].value

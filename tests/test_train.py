@@ -1,0 +1,262 @@
+"""The training loop: it learns, it is reproducible, it notices divergence, it validates."""
+import math
+import time
+
+import pytest
+import torch
+
+from nin_explorer.data import Dataset, load_dataset
+from nin_explorer.presets import get_preset
+from nin_explorer.spec import BlockSpec, NetSpec
+from nin_explorer.store import load_checkpoint, save_checkpoint
+from nin_explorer.train import (RECIPES, ConfigError, DivergenceDetector, TrainConfig,
+                                apply_recipe, lr_factor, train)
+
+TINY = get_preset("tiny")
+
+
+@pytest.fixture(scope="session")
+def shapes(request):
+    """`shapes` generated once into pytest's cache folder (reused by later sessions)."""
+    root = request.config.cache.mkdir("nin-explorer-data")
+    return load_dataset("shapes", root=root), load_dataset("shapes", root=root, train=False)
+
+
+def run(spec, cfg, train_data, test_data, should_stop=lambda: False):
+    events, states = [], []
+    result = train(spec, cfg, train_data, test_data, events.append, should_stop, states.append)
+    return result, events, states
+
+
+def small(**changes) -> TrainConfig:
+    values = {"recipe": "modern", "epochs": 1, "batch_size": 64, "max_train_examples": 512,
+              "max_test_examples": 256, "eval_every": 2, "seed": 1, **changes}
+    return TrainConfig.from_dict(values)
+
+
+# --- training for real ---
+
+def test_short_run_learns_and_reports(shapes, tmp_path):
+    train_data, test_data = shapes
+    cfg = small(epochs=3, max_train_examples=4000, max_test_examples=1000, eval_every=10)
+    result, events, states = run(TINY, cfg, train_data, test_data)
+
+    assert result.status == "completed" and result.epochs == 3
+    assert result.final_test_acc > 0.4, result  # chance is 0.1
+    assert result.best_test_acc >= result.final_test_acc and result.examples_per_sec > 0
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "start" and kinds.count("epoch") == 3
+    steps = [e for e in events if e["kind"] == "step"]
+    assert [e["step"] for e in steps[:3]] == [10, 20, 30]
+    assert set(steps[0]) == {"kind", "step", "epoch", "train_loss", "train_acc", "lr",
+                             "examples_per_sec", "elapsed_s"}
+    epoch = [e for e in events if e["kind"] == "epoch"][-1]
+    assert epoch["test_acc"] == result.final_test_acc and epoch["epoch"] == 3
+    assert epoch["peak_train_memory_bytes"] > 10 * 2**20
+    assert epoch["peak_infer_memory_bytes"] > 10 * 2**20
+    assert epoch["peak_memory_bytes"] == max(epoch["peak_train_memory_bytes"],
+                                             epoch["peak_infer_memory_bytes"])
+    assert epoch["train_loss"] < steps[0]["train_loss"]
+
+    # one checkpoint per epoch, plain tensors and builtins, loadable with weights_only=True
+    assert [s["epoch"] for s in states] == [1, 2, 3]
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint(states[-1], path)
+    state = load_checkpoint(path)
+    assert state["config"] == cfg.replace(input_size=28).to_dict()
+    assert state["classes"] == train_data.classes
+    spec = NetSpec.from_dict(state["spec"])
+    assert all(b.batch_norm for b in spec.blocks)  # the modern recipe's network
+    assert all(t.device.type == "cpu" for t in state["model"].values())
+
+
+def test_same_seed_same_metrics(shapes):
+    train_data, test_data = shapes
+    first = run(TINY, small(), train_data, test_data)
+    second = run(TINY, small(), train_data, test_data)
+    other = run(TINY, small(seed=2), train_data, test_data)
+
+    def losses(r):
+        return [e["train_loss"] for e in r[1] if e["kind"] == "step"]
+
+    assert losses(first) == losses(second)
+    assert first[0].final_test_acc == second[0].final_test_acc
+    assert losses(first) != losses(other)
+
+
+def test_absurd_learning_rate_diverges(shapes):
+    train_data, test_data = shapes
+    cfg = small(recipe="book", lr=1e6, epochs=3)
+    result, events, _ = run(TINY, cfg, train_data, test_data)
+    assert result.status == "diverged"
+    assert "learning rate" in result.reason
+    assert result.epochs == 1 and not [e for e in events if e["kind"] == "epoch"]
+
+
+def test_stop_is_honoured_quickly(shapes):
+    train_data, test_data = shapes
+    t_stop = time.perf_counter() + 1.0
+    result, _, states = run(TINY, small(epochs=50, max_train_examples=None), train_data,
+                            test_data, should_stop=lambda: time.perf_counter() > t_stop)
+    assert result.status == "stopped" and "Stopped" in result.reason
+    assert time.perf_counter() - t_stop < 2.0
+    assert states == []
+
+
+def test_time_budget_ends_the_run(shapes):
+    train_data, test_data = shapes
+    result, events, states = run(TINY, small(epochs=50, max_train_examples=None,
+                                             time_budget_s=1.5), train_data, test_data)
+    assert result.status == "completed" and "time budget" in result.reason
+    assert result.epochs == 1 and len(states) == 1 and len(events) >= 3
+
+
+def test_input_size_resizes_on_the_fly(shapes):
+    train_data, test_data = shapes
+    result, events, _ = run(TINY, small(recipe="book", input_size=36, max_train_examples=128),
+                            train_data, test_data)
+    assert result.status == "completed"
+    assert events[0]["input_size"] == 36 and events[0]["spec"]["input_size"] == 36
+
+
+def test_data_that_does_not_fit_the_network():
+    rgb = Dataset("rgb", torch.zeros(8, 3, 28, 28, dtype=torch.uint8),
+                  torch.zeros(8, dtype=torch.int64), ["a", "b"])
+    with pytest.raises(ConfigError, match="takes 1-channel images but rgb has 3"):
+        run(TINY, small(), rgb, rgb)
+    many = Dataset("many", torch.zeros(8, 1, 28, 28, dtype=torch.uint8),
+                   torch.arange(8) * 3, [str(i) for i in range(22)])
+    with pytest.raises(ConfigError, match="has 22 classes but the network has 10 outputs"):
+        run(TINY, small(), many, many)
+
+
+def test_missing_device_is_a_config_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data = Dataset("d", torch.zeros(8, 1, 28, 28, dtype=torch.uint8),
+                   torch.zeros(8, dtype=torch.int64), ["a"])
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        run(TINY, small(device="cuda"), data, data)
+
+
+# --- the divergence detector on made-up losses ---
+
+def feed(losses, num_classes=10):
+    detector = DivergenceDetector(num_classes)
+    for i, loss in enumerate(losses):
+        reason = detector.update(loss)
+        if reason:
+            return i, reason
+    return None
+
+
+def test_detector_non_finite_and_explosion():
+    assert feed([2.3, float("nan")])[0] == 1
+    assert "not a finite number" in feed([2.3, 1.0, float("inf")])[1]
+    assert "exploded" in feed([2.3, 1e4])[1]
+
+
+def test_detector_collapse_back_to_chance():
+    chance = math.log(10)
+    at, reason = feed([2.2, 1.2, 0.6, chance + 0.01, chance - 0.015, chance])
+    assert at == 5 and "collapsed" in reason and "2.303" in reason
+
+
+@pytest.mark.parametrize("losses", [
+    [math.log(10)] * 20,                                 # never learned: not a divergence
+    [2.2, math.log(10), math.log(10), math.log(10)],     # never clearly below chance
+    [1.0, 2.3, 2.3, 0.9, 2.3, 2.3, 0.8],                 # bumps that recover
+    [1.0, 2.33, 2.34, 2.35, 2.36],                       # near chance but not within 0.02
+])
+def test_detector_leaves_healthy_or_stuck_runs_alone(losses):
+    assert feed(losses) is None
+
+
+def test_detector_uses_the_number_of_classes():
+    assert feed([0.2, math.log(2)] + [math.log(2)] * 2, num_classes=2) is not None
+    assert feed([0.2] + [math.log(10)] * 5, num_classes=2) is None  # ln 10 is not chance for 2
+
+
+# --- the config ---
+
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 0}, "number of epochs must be between 1 and 1000"),
+    ({"epochs": 2.5}, "'epochs' must be a whole number"),
+    ({"batch_size": 10_000}, "batch size must be between 1 and 4096"),
+    ({"lr": 0}, "learning rate must be above 0"),
+    ({"lr": float("nan")}, "learning rate must be above 0"),
+    ({"lr": "fast"}, "'lr' must be a number"),
+    ({"optimizer": "rmsprop"}, "Optimizer must be one of sgd, sgd-momentum, adamw, adam"),
+    ({"schedule": "step"}, "Schedule must be one of constant, cosine, onecycle"),
+    ({"warmup_epochs": 20}, "Warm-up must be between 0 and 10"),
+    ({"weight_decay": -1e-4}, "Weight decay must be between 0 and 1"),
+    ({"label_smoothing": 1.0}, "Label smoothing must be at least 0 and below 1"),
+    ({"recipe": "fancy"}, "Recipe must be one of book, modern"),
+    ({"precision": "fp16"}, "Precision must be one of fp32, bf16"),
+    ({"device": "tpu"}, "Device must be one of auto, cpu, cuda, mps"),
+    ({"seed": -1}, "seed must be between 0"),
+    ({"eval_every": 0}, "eval_every must be between 1"),
+    ({"input_size": 0}, "input size must be between 1 and 1024"),
+    ({"max_train_examples": 0}, "max_train_examples must be between 1"),
+    ({"max_test_examples": -3}, "max_test_examples must be between 1"),
+    ({"time_budget_s": -5.0}, "time budget must be above 0"),
+    ({"dataset": ""}, "Choose a data set"),
+    ({"dataset": 7}, "'dataset' must be a text"),
+    ({"batch_size": True}, "'batch_size' must be a whole number"),
+    ({"learning_rate": 0.1}, "Unknown training setting(s): learning_rate"),
+])
+def test_config_errors_say_what_to_change(change, message):
+    with pytest.raises(ConfigError) as e:
+        TrainConfig.from_dict({**TrainConfig().to_dict(), **change})
+    assert message in str(e.value)
+
+
+def test_config_not_a_dict():
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        TrainConfig.from_dict(["epochs", 3])
+
+
+def test_config_round_trip_and_recipe_defaults():
+    cfg = TrainConfig.from_dict({"recipe": "modern", "lr": 0.05, "time_budget_s": 30})
+    assert cfg.optimizer == "sgd-momentum" and cfg.schedule == "onecycle"
+    assert cfg.label_smoothing == 0.1 and cfg.lr == 0.05
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    book = TrainConfig.from_dict({})
+    assert book == TrainConfig()
+    assert (book.lr, book.batch_size, book.epochs, book.optimizer) == (0.1, 128, 10, "sgd")
+    assert all(getattr(TrainConfig.from_dict({"recipe": name}), k) == v
+               for name, r in RECIPES.items() for k, v in r.defaults.items())
+
+
+def test_apply_recipe_shows_what_changes():
+    d2l = get_preset("d2l")
+    spec, cfg = apply_recipe(d2l, TrainConfig())
+    assert spec == d2l and cfg.input_size == 224
+    spec, cfg = apply_recipe(d2l, TrainConfig.from_dict({"recipe": "modern", "input_size": 96}))
+    assert spec.input_size == 96 and cfg.input_size == 96
+    assert all(b.batch_norm for b in spec.blocks)
+    assert spec.replace(blocks=d2l.blocks, input_size=224) == d2l
+    assert apply_recipe(spec, cfg) == (spec, cfg)  # applying twice changes nothing more
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_schedules(schedule):
+    cfg = TrainConfig(schedule=schedule, epochs=10, warmup_epochs=1.0)
+    factors = [lr_factor(cfg, p / 100) for p in range(101)]
+    assert factors[0] == pytest.approx(0.04)          # every warm-up starts at 4% of the peak
+    assert factors[10] == pytest.approx(1.0)          # and reaches the peak after 1 epoch of 10
+    assert max(factors) == pytest.approx(1.0)
+    assert factors[-1] == pytest.approx(1.0 if schedule == "constant" else 0.0, abs=1e-9)
+    one_cycle = TrainConfig(schedule="onecycle")      # no warm-up given: rises for a quarter
+    assert lr_factor(one_cycle, 0.25) == pytest.approx(1.0)
+    assert lr_factor(one_cycle, 0.625) == pytest.approx(0.5)
+
+
+def test_gap_head_spec_with_three_classes_trains():
+    spec = NetSpec(name="three", input_size=28, num_classes=3, blocks=(
+        BlockSpec(8, kernel=3, padding=1, pool="max", pool_kernel=2, pool_stride=2),
+        BlockSpec(3, kernel=3, padding=1, n_extra_1x1=1)))
+    data = Dataset("three", torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8),
+                   torch.randint(0, 3, (64,)), ["a", "b", "c"])
+    result, _, _ = run(spec, small(max_train_examples=None, batch_size=16), data, data)
+    assert result.status == "completed" and 0 <= result.final_test_acc <= 1

@@ -1,0 +1,142 @@
+"""JobManager + worker processes, for real: queueing, completion, Stop, a killed worker."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from nin_explorer.data import load_dataset
+from nin_explorer.jobs import JobManager
+from nin_explorer.presets import get_preset
+from nin_explorer.spec import NetSpec, SpecError
+from nin_explorer.store import RunStore, load_checkpoint
+from nin_explorer.train import TrainConfig
+
+TINY = get_preset("tiny")
+
+
+@pytest.fixture(scope="session")
+def shapes_root(request):
+    """`shapes` generated once into pytest's cache folder (reused by later sessions)."""
+    root = request.config.cache.mkdir("nin-explorer-data")
+    load_dataset("shapes", root=root)
+    return root
+
+
+@pytest.fixture
+def manager(tmp_path, shapes_root, monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))  # the workers inherit it
+    jm = JobManager(tmp_path / "home", poll_s=0.1)
+    yield jm
+    jm.close(stop_runs=True)
+
+
+def config(**changes) -> TrainConfig:
+    return TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "batch_size": 64,
+                                  "max_train_examples": 256, "max_test_examples": 256,
+                                  "eval_every": 2, **changes})
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def finished(jm, run_id):
+    run = jm.store.get_run(run_id)
+    return run if run["status"] not in ("queued", "running") else None
+
+
+def test_runs_queue_then_complete_with_metrics(manager):
+    first = manager.submit(TINY, config(epochs=2), name="first")
+    second = manager.submit(TINY, config(), name="second", group="ablation-1")
+    assert manager.store.get_run(first)["status"] == "running"
+    assert manager.store.get_run(second)["status"] == "queued"   # one at a time
+
+    run = wait_for(lambda: finished(manager, first), 90, "the first run")
+    assert run["status"] == "completed", run
+    second_run = wait_for(lambda: finished(manager, second), 90, "the second run")
+    assert second_run["status"] == "completed"
+    assert second_run["started"] >= run["ended"] - 1.0          # it waited for the first
+    assert second_run["group_id"] == "ablation-1"
+
+    assert run["pid"] and run["device"] == "cpu" and run["torch_version"]
+    assert 0 <= run["final_test_acc"] <= 1 and run["examples_per_sec"] > 0
+    epochs = manager.store.metrics(first, "epoch")
+    assert [m["epoch"] for m in epochs] == [1, 2]
+    assert epochs[-1]["test_acc"] == run["final_test_acc"]
+    assert len(manager.store.metrics(first, "step")) >= 4
+    state = load_checkpoint(run["checkpoint"])
+    assert state["epoch"] == 2 and NetSpec.from_dict(state["spec"]).blocks[0].batch_norm
+    wait_for(lambda: manager.running() == [], 10, "the monitor to reap the workers")
+
+
+def test_stop_is_honoured_within_two_seconds(manager):
+    run_id = manager.submit(TINY, config(epochs=100, max_train_examples=None))
+    wait_for(lambda: manager.store.metrics(run_id, "step"), 60, "training to start")
+    asked = time.monotonic()
+    manager.stop(run_id)
+    run = wait_for(lambda: finished(manager, run_id), 10, "the run to stop")
+    assert time.monotonic() - asked < 2.0
+    assert run["status"] == "stopped" and run["stop_requested"]
+    assert manager.store.metrics(run_id, "step")                 # what it learned so far stays
+
+
+def test_killed_worker_is_interrupted_and_keeps_metrics(manager):
+    run_id = manager.submit(TINY, config(epochs=100, max_train_examples=None))
+    wait_for(lambda: manager.store.metrics(run_id, "step"), 60, "training to start")
+    os.kill(manager.store.get_run(run_id)["pid"], signal.SIGKILL)
+    run = wait_for(lambda: finished(manager, run_id), 10, "the dead worker to be noticed")
+    assert run["status"] == "interrupted" and "SIGKILL" in run["reason"]
+    assert manager.store.metrics(run_id, "step")
+
+
+def test_failing_run_records_its_error_and_the_queue_moves_on(manager):
+    bad = manager.submit(TINY, config(dataset="folder:no-such-folder"))
+    good = manager.submit(TINY, config(max_train_examples=64))
+    run = wait_for(lambda: finished(manager, bad), 60, "the bad run to fail")
+    assert run["status"] == "failed" and "no-such-folder" in run["error"]
+    assert wait_for(lambda: finished(manager, good), 90, "the next run")["status"] == "completed"
+
+
+def test_stopping_a_queued_run_and_reconciling_on_start(tmp_path):
+    store = RunStore(tmp_path / "home")
+    orphan = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.set_process(orphan, dead.pid, "1")
+    blocker = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
+    store.set_process(blocker, os.getpid(), None)              # a live CLI run holds the slot
+    jm = JobManager(tmp_path / "home")
+    try:
+        assert store.get_run(orphan)["status"] == "interrupted"  # reconciled on construction
+        queued = jm.submit(TINY, config())
+        assert store.get_run(queued)["status"] == "queued"
+        assert jm.stop(queued) == "stopped" and jm.running() == []
+    finally:
+        jm.close()
+
+
+def test_submit_refuses_a_network_that_does_not_fit(tmp_path):
+    jm = JobManager(tmp_path / "home")
+    try:
+        with pytest.raises(SpecError, match="Use an input of at least"):
+            jm.submit(TINY, config(input_size=3))
+        assert jm.store.list_runs() == []
+    finally:
+        jm.close()
+
+
+def test_worker_command_line_errors(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "nin_explorer.worker", "--home",
+                          str(tmp_path), "--run-id", "7"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "there is no run 7" in out.stderr
