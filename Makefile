@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 PORT   ?= 8501
 ARGS   ?=
 
-.PHONY: run test test-fast bench venv clean
+.PHONY: run test test-fast bench bench-train bench-data bench-gpu venv clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,16 @@ test-fast: venv
 
 bench: venv
 	$(PY) bench/summary_speed.py
+
+bench-train: venv
+	$(PY) bench/train_cpu.py
+
+bench-data: venv
+	$(PY) bench/data_shapes.py --nin
+
+# On a CUDA machine with its own python3 + torch (no venv needed).
+bench-gpu:
+	PYTHONPATH=. python3 bench/train_gpu.py
 
 clean:
 	rm -rf $(VENV)

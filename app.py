@@ -2,7 +2,9 @@
 import os
 
 # Before torch loads: every session's script thread that runs torch gets its own OpenMP team,
-# and idle teams that spin steal the cores a training worker needs (workers drop this setting).
+# and idle teams that spin steal the cores a training worker needs. Workers inherit it: on a
+# 2-core CPU that costs them ~25% when the machine is idle and gains 2.5x when it is busy
+# (1,000 vs 400 examples/s for `tiny`; docs/BENCHMARKS.md).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402

@@ -41,7 +41,8 @@ def _block_label(spec: NetSpec, index: int) -> tuple[str, str]:
         title = "Conv block"
     else:
         c1, c2a, c2b, c3a, c3b, c4 = b.paths
-        inner = [f"1x1 {c1} | 1x1 {c2a}→3x3 {c2b} | 1x1 {c3a}→5x5 {c3b} | pool→1x1 {c4}"]
+        inner = [f"1x1 {c1}", f"1x1 {c2a} → 3x3 {c2b}", f"1x1 {c3a} → 5x5 {c3b}",
+                 f"3x3 pool → 1x1 {c4}"]
         title = "Inception"
     if b.batch_norm:
         inner.append("BatchNorm after each conv")
@@ -61,6 +62,8 @@ def diagram_figure(summary: Summary) -> go.Figure:
         title, detail = _block_label(spec, i)
         items.append((title, detail, shape_text(conv_end.output_shape), PALETTE[b.kind]))
         for r in rows:
+            if r.layer.path:  # inside an Inception block's paths
+                continue
             if r.name.endswith(".pool"):
                 items.append((f"{'Max' if r.type == 'MaxPool2d' else 'Avg'} pool", r.settings,
                               shape_text(r.output_shape), PALETTE["pool"]))
@@ -83,10 +86,20 @@ def diagram_figure(summary: Summary) -> go.Figure:
         y = -k * step
         shapes.append(dict(type="rect", x0=0, x1=6, y0=y - 0.38, y1=y + 0.38, fillcolor=colour,
                            opacity=0.9, line=dict(color="#333", width=1), layer="below"))
-        text = f"<b>{title}</b>" + (f"<br><span style='font-size:11px'>{detail}</span>" if detail else "")
         dark = colour in (PALETTE["nin"], PALETTE["conv"], PALETTE["inception"], PALETTE["head"])
-        notes.append(dict(x=3, y=y, text=text, showarrow=False,
-                          font=dict(size=12, color="white" if dark else "#222")))
+        if title == "Inception":  # the four paths side by side, joined below
+            notes.append(dict(x=3, y=y + 0.27, text="<b>Inception</b> (paths joined on channels)",
+                              showarrow=False, font=dict(size=11, color="white")))
+            for j, path in enumerate(detail.split("<br>")[:4]):
+                x0 = 0.1 + j * 1.475
+                shapes.append(dict(type="rect", x0=x0, x1=x0 + 1.375, y0=y - 0.33, y1=y + 0.15,
+                                   fillcolor="white", opacity=0.9, line=dict(width=0), layer="below"))
+                notes.append(dict(x=x0 + 0.69, y=y - 0.09, text=path.replace(" → ", "<br>"),
+                                  showarrow=False, font=dict(size=10, color="#222")))
+        else:
+            text = f"<b>{title}</b>" + (f"<br><span style='font-size:11px'>{detail}</span>" if detail else "")
+            notes.append(dict(x=3, y=y, text=text, showarrow=False,
+                              font=dict(size=12, color="white" if dark else "#222")))
         notes.append(dict(x=6.2, y=y, text=shape, showarrow=False, xanchor="left",
                           font=dict(size=12, family="monospace")))
         if k:

@@ -46,8 +46,8 @@ _TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "weight_de
                 "eval_every", "max_train_examples", "max_test_examples", "time_budget_s")
 
 
-def _train_config(args):
-    from .train import TrainConfig
+def _train_config(args, network: str):
+    from .train import TrainConfig, recipe_defaults
 
     values = {}
     if args.train_config:
@@ -55,13 +55,15 @@ def _train_config(args):
             values = json.loads(Path(args.train_config).read_text())
         except OSError as e:
             raise CliError(f"cannot read {args.train_config}: {e.strerror or e}") from None
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise CliError(f"{args.train_config} is not valid JSON ({e})") from None
         if not isinstance(values, dict):
             raise CliError(f"{args.train_config} must hold a JSON object of training settings")
     values.update({k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None})
     if args.input_size is not None:
         values["input_size"] = args.input_size
+    # the recipe's per-network defaults (course notes) under anything given explicitly
+    values = {**recipe_defaults(values.get("recipe", "book"), network), **values}
     return TrainConfig.from_dict(values)
 
 
@@ -100,7 +102,7 @@ def cmd_train(args) -> int:
 
     spec = load_spec(args.preset or "tiny", args.config, None)
     try:
-        cfg = _train_config(args)
+        cfg = _train_config(args, spec.name)
         summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)  # shape errors before any work
         dataset_info(cfg.dataset)
     except (ConfigError, DataError) as e:

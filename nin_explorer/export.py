@@ -145,7 +145,7 @@ def from_query(params: dict) -> NetSpec | None:
             if inflater.unconsumed_tail:
                 raise SpecError("The link's spec unpacks to too much data; showing the preset instead.")
             d = json.loads(data)
-        except (binascii.Error, zlib.error, ValueError, UnicodeDecodeError) as e:
+        except (binascii.Error, zlib.error, ValueError, UnicodeDecodeError, RecursionError) as e:
             if isinstance(e, SpecError):
                 raise
             raise SpecError("The link's spec is damaged (it does not decode); "

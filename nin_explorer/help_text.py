@@ -29,6 +29,11 @@ N_CONVS = "Convs of the same size in a row (VGG stacks two 3x3 convs where AlexN
 BATCH_NORM = ("Normalises each channel over the batch after every conv. Not in the book's NiN; it "
               "makes training far less sensitive to learning rate and initialisation.")
 POOL = "Max or average pooling after the block shrinks the maps; `none` keeps their size."
+POOL_KERNEL = "Window of the pooling: the book's NiN pools 3x3 windows."
+POOL_STRIDE = "Step of the pooling window: 2 roughly halves the height and width."
+POOL_PADDING = "Padding around the input of the pooling (at most half the window)."
+FC_LAYERS = "Hidden fully connected layers before the output layer (AlexNet and VGG have two)."
+FC_WIDTH = "Units in each hidden layer (4,096 in AlexNet and VGG: most of their parameters)."
 DROPOUT = "Randomly zeroes this share of activations while training (the book uses 0.5 before the last block)."
 HEAD = ("`gap`: global average pooling of one map per class, no fully connected layer (NiN). "
         "`gap-linear`: average each map, then one linear layer (GoogLeNet). `fc`: flatten and "
@@ -56,6 +61,21 @@ def gap_saving(g: dict) -> str:
         f"per class, so the mean of map c *is* the logit of class c and there is no fully "
         f"connected layer at all. Fewer parameters means less over-fitting, and any input size "
         f"works because averaging does not care how big the maps are.")
+
+
+def measured_memory_text(run_id: int, device: str, batch: int, est_train: int, got_train: int,
+                         est_infer: int, got_infer: int, on_gpu: bool) -> str:
+    from .render import human_bytes
+    ratio = lambda got, est: f"{got / est:.2f}x the estimate" if est else ""
+    text = (f"**Measured** in run #{run_id} on {device} at batch {batch}: training peak "
+            f"{human_bytes(got_train)} ({ratio(got_train, est_train)}, estimate "
+            f"{human_bytes(est_train)}); prediction peak {human_bytes(got_infer)} "
+            f"({ratio(got_infer, est_infer)}, estimate {human_bytes(est_infer)}).")
+    if on_gpu:
+        return text + " On a GPU this is `torch.cuda.max_memory_allocated`: the tensors alone."
+    return text + (" On a CPU the figure is the process's peak resident memory, which also holds "
+                   "the Python interpreter, the torch library (several hundred MB) and the whole "
+                   "data set, so it sits well above the network's own share.")
 
 
 def about_numbers(s: Summary) -> str:
@@ -145,7 +165,9 @@ TRAIN_VARIANT = "The network to train: the one you built on the Build page, or a
 TRAIN_DATASET = ("`shapes` is built in and works offline; the torchvision data sets are "
                  "downloaded on first use into the data folder (NIN_EXPLORER_DATA).")
 TRAIN_RECIPE = ("`book`: the book's settings (Xavier init, plain SGD, fp32, no BatchNorm). "
-                "`modern`: BatchNorm, momentum, a one-cycle schedule, label smoothing, bf16 on a GPU.")
+                "`modern`: BatchNorm, momentum, a one-cycle schedule, label smoothing, bf16 on a GPU. "
+                "`course`: what the course notes use for each network (Adam for AlexNet, VGG and "
+                "NiN; SGD 0.1 for GoogLeNet at 96x96).")
 TRAIN_PRECISION = "bf16 autocast is used on CUDA GPUs only; on a CPU it is far slower, so runs use fp32."
 TRAIN_INPUT_SIZE = ("Images are resized to this size on the device, bilinearly, as the book's "
                     "Resize does (28 -> 224 for the d2l preset).")

@@ -61,3 +61,16 @@ def human_duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def smallest_input_size(spec: NetSpec, at_least: int = 8) -> int | None:
+    """The smallest input size >= `at_least` at which the network has valid shapes."""
+    from .spec import MAX_INPUT_SIZE, SpecError
+
+    for size in range(at_least, MAX_INPUT_SIZE + 1):
+        try:
+            summarize(spec.replace(input_size=size))
+            return size
+        except SpecError:
+            continue
+    return None

@@ -142,7 +142,7 @@ class NetSpec:
             raise SpecError("That JSON file is too large to be a network spec (over 200 kB).")
         try:
             d = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # '[[[...' nests too deep
             raise SpecError(f"That is not valid JSON ({e}).") from None
         return cls.from_dict(d)
 

@@ -213,8 +213,9 @@ class RunStore:
                         (pid, pid_start, time.time(), run_id))
 
     def update_run(self, run_id: int, **fields) -> None:
-        """Set provenance columns: device, torch_version, git_commit, checkpoint, name."""
-        allowed = {"device", "torch_version", "git_commit", "checkpoint", "name"}
+        """Set provenance columns (device, torch_version, git_commit, checkpoint, name), or the
+        reason line a running worker shows before training starts (e.g. download progress)."""
+        allowed = {"device", "torch_version", "git_commit", "checkpoint", "name", "reason"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")

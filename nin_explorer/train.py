@@ -25,7 +25,6 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adamw", "adam")
 SCHEDULES = ("constant", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-STATUSES = ("completed", "stopped", "diverged")
 
 # Metrics are read from the device, and should_stop() polled, at most this often: reading a
 # device tensor waits for the GPU, so the loop never does it once per step.
@@ -70,13 +69,40 @@ RECIPES: dict[str, Recipe] = {
     "modern": Recipe(
         "modern", "Modern",
         "BatchNorm after every conv, SGD with Nesterov momentum 0.9, one-cycle learning rate "
-        "peaking at 0.1, weight decay 5e-4, label smoothing 0.1, bf16 and channels-last on a "
-        "CUDA GPU.",
+        "peaking at 0.1, weight decay 5e-4, label smoothing 0.1, bf16 on a CUDA GPU.",
         MappingProxyType(dict(epochs=10, batch_size=128, lr=0.1, optimizer="sgd-momentum",
                               weight_decay=5e-4, schedule="onecycle", warmup_epochs=0.0,
                               label_smoothing=0.1, precision="bf16")),
         batch_norm=True, xavier_init=False),
+    # The course notes' settings; per-network values come from COURSE_SETTINGS.
+    "course": Recipe(
+        "course", "Course notes",
+        "The settings the course notes train each network with: Xavier init, no BatchNorm, "
+        "fp32; AlexNet Adam 0.001 for 3 epochs, narrow VGG-11 Adam 0.001 for 5 epochs at batch "
+        "64, NiN Adam 0.002 for 5 epochs, GoogLeNet SGD 0.1 for 5 epochs at 96x96.",
+        MappingProxyType(dict(epochs=5, batch_size=128, lr=0.002, optimizer="adam",
+                              weight_decay=0.0, schedule="constant", warmup_epochs=0.0,
+                              label_smoothing=0.0, precision="fp32")),
+        batch_norm=False, xavier_init=True),
 }
+
+
+# Per-network settings of the course recipe, by preset name (REFERENCE.md).
+COURSE_SETTINGS = {
+    "alexnet": dict(optimizer="adam", lr=0.001, epochs=3),
+    "vgg11": dict(optimizer="adam", lr=0.001, epochs=5, batch_size=64),
+    "vgg11-narrow": dict(optimizer="adam", lr=0.001, epochs=5, batch_size=64),
+    "d2l": dict(optimizer="adam", lr=0.002, epochs=5),
+    "googlenet": dict(optimizer="sgd", lr=0.1, epochs=5, input_size=96),
+}
+
+
+def recipe_defaults(recipe: str, network: str) -> dict:
+    """The config values a recipe sets for a network (the course recipe differs per network)."""
+    if recipe not in RECIPES:
+        raise ConfigError(f"Recipe must be one of {', '.join(RECIPES)}, not {recipe!r:.40}.")
+    extra = COURSE_SETTINGS.get(network, {}) if recipe == "course" else {}
+    return {**RECIPES[recipe].defaults, **extra}
 
 
 # --- the config ---
@@ -122,7 +148,7 @@ class TrainConfig:
             raise ConfigError(f"Unknown training setting(s): {', '.join(unknown[:5])}. "
                               f"Known: {', '.join(sorted(known))}.")
         recipe = d.get("recipe", "book")
-        if recipe not in RECIPES:
+        if not isinstance(recipe, str) or recipe not in RECIPES:
             raise ConfigError(f"Recipe must be one of {', '.join(RECIPES)}, not {recipe!r:.40}.")
         values = {**RECIPES[recipe].defaults, **d}
         _check_types(values)
@@ -288,7 +314,8 @@ class DivergenceDetector:
 
 
 def _channels_last(device: torch.device) -> bool:
-    """NHWC activations: faster with cuDNN, and with oneDNN on the CPU too (bench/train_cpu.py)."""
+    """NHWC activations: faster with cuDNN, and with oneDNN on the CPU too (measured on the
+    2-core dev CPU: tiny 3,300 vs 2,500 img/s, d2l at 224 about 1.3x)."""
     return device.type in ("cuda", "cpu")
 
 

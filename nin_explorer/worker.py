@@ -23,7 +23,7 @@ from .spec import NetSpec, SpecError
 from .store import RunStore, process_start, save_checkpoint
 from .train import ConfigError, TrainConfig, TrainResult, train
 
-HEARTBEAT_S = 2.0     # the store calls a run stale after STALE_AFTER_S (60 s) of silence
+HEARTBEAT_S = 2.0     # "last heard from" for pages; liveness itself is checked by pid
 STOP_POLL_S = 0.5     # the stop flag is read from the database at most this often
 FLUSH_S = 0.5         # metric rows are written in batches at most this often
 
@@ -80,6 +80,20 @@ class StoreReporter:
         self.store.update_run(self.run_id, checkpoint=str(path))
 
 
+class _DataProgress:
+    """Shows data preparation (a download, generating `shapes`) in the run's reason line,
+    at most twice a second, so the Train page can say what a starting run is doing."""
+
+    def __init__(self, store: RunStore, run_id: int):
+        self.store, self.run_id, self.last = store, run_id, 0.0
+
+    def __call__(self, fraction: float, message: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= 0.5 or fraction >= 1:
+            self.last = now
+            self.store.update_run(self.run_id, reason=f"{message} ({fraction:.0%})")
+
+
 def _heartbeat(store: RunStore, run_id: int, done: threading.Event) -> None:
     while not done.wait(HEARTBEAT_S):
         try:
@@ -115,8 +129,10 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
             store.set_status(run_id, "stopped", reason="Stopped before training began.",
                              expect=("running",))
             return None
-        train_data = load_dataset(cfg.dataset, train=True)
-        test_data = load_dataset(cfg.dataset, train=False)
+        progress = _DataProgress(store, run_id)
+        train_data = load_dataset(cfg.dataset, train=True, progress=progress)
+        test_data = load_dataset(cfg.dataset, train=False, progress=progress)
+        store.update_run(run_id, reason=None)
         result = train(spec, cfg, train_data, test_data, reporter.report, reporter.should_stop,
                        reporter.checkpoint)
         reporter.flush()

@@ -8,7 +8,7 @@ from nin_explorer.presets import DESCRIPTIONS, PRESETS
 from nin_explorer.render import block_rows, human_bytes, human_count, table_rows
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.summary import OPTIMIZERS, PRECISIONS, MEMORY_BASIS, ShapeError, summarize
-from pages.common import NUMBER_COLUMNS, leave_pages_directory_mode, set_current_spec
+from pages.common import NUMBER_COLUMNS, leave_pages_directory_mode, measured_memory, set_current_spec
 
 leave_pages_directory_mode()
 
@@ -85,16 +85,16 @@ for i in range(1, ss[W + "n_blocks"] + 1):
         st.selectbox("Pooling after the block", ["max", "avg", "none"], key=p + "pool", help=H.POOL)
         if ss[p + "pool"] != "none":
             a, b, c = st.columns(3)
-            a.number_input("Pool kernel", 1, 15, key=p + "pool_kernel")
-            b.number_input("Pool stride", 1, 8, key=p + "pool_stride")
-            c.number_input("Pool pad", 0, 7, key=p + "pool_padding")
+            a.number_input("Pool kernel", 1, 15, key=p + "pool_kernel", help=H.POOL_KERNEL)
+            b.number_input("Pool stride", 1, 8, key=p + "pool_stride", help=H.POOL_STRIDE)
+            c.number_input("Pool pad", 0, 7, key=p + "pool_padding", help=H.POOL_PADDING)
         st.slider("Dropout after", 0.0, 0.9, step=0.05, key=p + "dropout", help=H.DROPOUT)
 sb.radio("Head", ["gap", "gap-linear", "fc"], key=W + "head", horizontal=True, help=H.HEAD)
 if ss[W + "head"] == "fc":
     a, b = sb.columns(2)
-    a.number_input("Hidden FC layers", 0, 4, key=W + "fc_layers")
-    b.number_input("Hidden width", 1, 16384, key=W + "fc_width")
-    sb.slider("FC dropout", 0.0, 0.9, step=0.05, key=W + "fc_dropout")
+    a.number_input("Hidden FC layers", 0, 4, key=W + "fc_layers", help=H.FC_LAYERS)
+    b.number_input("Hidden width", 1, 16384, key=W + "fc_width", help=H.FC_WIDTH)
+    sb.slider("FC dropout", 0.0, 0.9, step=0.05, key=W + "fc_dropout", help=H.DROPOUT)
 sb.divider()
 sb.caption("Memory estimate settings")
 ss.setdefault(W + "batch", 128)
@@ -155,6 +155,17 @@ with tabs[2]:
 with tabs[3]:
     st.plotly_chart(charts.memory_figure(summary), key="memory", width="stretch")
     st.markdown(MEMORY_BASIS)
+    measured = measured_memory(spec)
+    if measured:
+        run, cfg = measured["run"], measured["run"]["config"]
+        device = run.get("device") or "?"
+        on_gpu = device.startswith("cuda")
+        est = summarize(spec, cfg["batch_size"], cfg["precision"] if on_gpu else "fp32",
+                        {"adam": "adam", "adamw": "adam", "sgd-momentum": "sgd-momentum"}.get(cfg["optimizer"], "sgd")).memory
+        st.markdown(H.measured_memory_text(run["id"], device, cfg["batch_size"], est.train_bytes,
+                                           measured["train"], est.infer_bytes, measured["infer"], on_gpu))
+    else:
+        st.caption("Train this exact network on the Train page to see measured peaks here.")
 with tabs[4]:
     rows = compare_rows(spec, m.batch_size, precision, optimizer)
     st.plotly_chart(charts.compare_figure(rows), key="compare", width="stretch")

@@ -21,6 +21,7 @@ PAGES = [
     ("pages/maps.py", "GAP maps", ":material/grid_view:", "maps"),
     ("pages/ablation.py", "Ablations", ":material/science:", "ablation"),
     ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ("pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
 ]
 
 
@@ -58,13 +59,13 @@ BUILD_VARIANT = "(the Build page's variant)"
 
 
 def preset_choice(label: str, key: str, help: str | None = None, include_current: bool = False,
-                  default: str = "d2l") -> NetSpec:
+                  default: str = "d2l", on_change=None) -> NetSpec:
     """A select box of presets, led by the Build page's variant when asked (and chosen by
     default once the Build page has been visited); returns the spec."""
     options = ([BUILD_VARIANT] if include_current else []) + list(PRESETS)
     if key not in st.session_state:
         st.session_state[key] = BUILD_VARIANT if include_current and BUILD_SPEC_KEY in st.session_state else default
-    name = st.selectbox(label, options, key=key, help=help)
+    name = st.selectbox(label, options, key=key, help=help, on_change=on_change)
     if name == BUILD_VARIANT:
         st.caption(f"Build page: **{current_spec().name}**")
     return current_spec() if name not in PRESETS else PRESETS[name]
@@ -120,3 +121,16 @@ def test_set(name: str):
     """A data set's test split, loaded once per server (DataError when it cannot be had)."""
     from nin_explorer.data import load_dataset
     return load_dataset(name, train=False)
+
+
+def measured_memory(spec: NetSpec) -> dict | None:
+    """Peak memory measured by the latest finished run of exactly this network, or None."""
+    store = get_store()
+    for run in store.list_runs(("completed", "stopped", "diverged"), limit=100):
+        if run["spec"] != spec.to_dict():
+            continue
+        epochs = store.metrics(run["id"], "epoch")
+        if epochs and epochs[-1].get("peak_train_memory_bytes"):
+            return {"run": run, "train": max(e.get("peak_train_memory_bytes") or 0 for e in epochs),
+                    "infer": max(e.get("peak_infer_memory_bytes") or 0 for e in epochs)}
+    return None

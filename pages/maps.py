@@ -30,7 +30,7 @@ if source == "A run from the store":
               for r in runs}
     wanted = st.query_params.get("run")
     ids = list(labels)
-    index = ids.index(int(wanted)) if wanted and wanted.isdigit() and int(wanted) in ids else 0
+    index = next((k for k, i in enumerate(ids) if str(i) == wanted), 0)  # no int() of a URL
     run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key="maps_run")
     st.query_params["run"] = str(run_id)
     run = store.get_run(run_id)

@@ -3,12 +3,14 @@ import streamlit as st
 
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DATASETS, DataError, dataset_info
-from nin_explorer.plan import adapt_spec, estimate, human_duration
+from nin_explorer.plan import adapt_spec, estimate, human_duration, smallest_input_size
 from nin_explorer.render import human_bytes
 from nin_explorer.spec import SpecError
-from nin_explorer.train import RECIPES, ConfigError, TrainConfig, apply_recipe, resolve_device
-from pages.common import (get_jobs, leave_pages_directory_mode, measured_rate, preset_choice,
-                          run_label, runs_table)
+from nin_explorer.presets import PRESETS
+from nin_explorer.train import (RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults,
+                                resolve_device)
+from pages.common import (current_spec, get_jobs, leave_pages_directory_mode, measured_rate,
+                          preset_choice, run_label, runs_table)
 
 leave_pages_directory_mode()
 ss = st.session_state
@@ -17,10 +19,18 @@ store = jobs.store
 T = "t."  # widget key prefix
 
 
+WIDGETS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision")
+
+
 def on_recipe():
-    for k, v in RECIPES[ss[T + "recipe"]].defaults.items():
-        if T + k in ss or k in ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision"):
+    """Fill the settings with the recipe's values for the chosen network."""
+    name = ss.get(T + "variant", "tiny")
+    network = current_spec().name if name not in PRESETS else name
+    for k, v in recipe_defaults(ss[T + "recipe"], network).items():
+        if k in WIDGETS:
             ss[T + k] = v
+        elif k == "input_size":
+            ss[T + f"size.{network}"] = v
 
 
 st.title("Train")
@@ -29,7 +39,7 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
     c1, c2, c3 = st.columns(3)
     with c1:
         spec = preset_choice("Variant", T + "variant", include_current=True, default="tiny",
-                             help=H.TRAIN_VARIANT)
+                             help=H.TRAIN_VARIANT, on_change=on_recipe)
         ss.setdefault(T + "dataset", "shapes")
         dataset = st.selectbox("Data set", list(DATASETS), key=T + "dataset",
                                help=H.TRAIN_DATASET)
@@ -61,9 +71,11 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
             st.info(f"`{dataset}` has {info.channels} channel(s) and {info.n_classes} classes; "
                     f"the variant is adapted to them.")
             spec = adapt_spec(spec, info.channels, info.n_classes)
-        size = st.number_input("Input size", 8, 512, value=spec.input_size, key=T + f"size.{spec.name}",
+        ss.setdefault(T + f"size.{spec.name}", spec.input_size)
+        size = st.number_input("Input size", 8, 512, key=T + f"size.{spec.name}",
                                help=H.TRAIN_INPUT_SIZE)
         cfg = TrainConfig.from_dict({
+            **recipe_defaults(ss[T + "recipe"], spec.name),
             "dataset": dataset, "input_size": int(size), "recipe": ss[T + "recipe"],
             **{k: ss[T + k] for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
                                       "precision", "device", "seed")},
@@ -83,6 +95,10 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
     m[3].metric("Device", dev.upper())
     if est["slow"]:
         st.warning(H.slow_warning(real_spec, dev, est["epoch_s"]))
+        small = smallest_input_size(spec, at_least=min(info.image_size, spec.input_size))
+        if small and small < size:
+            st.button(f"Use {small}x{small} input (the smallest that works from {info.image_size} px data)",
+                      key=T + "shrink", on_click=ss.__setitem__, args=(T + f"size.{spec.name}", small))
     if st.button("Launch", type="primary", key=T + "launch"):
         run_id = jobs.submit(spec, cfg, name=f"{spec.name} on {dataset}")
         st.query_params["run"] = str(run_id)
@@ -95,7 +111,7 @@ if not runs:
     st.stop()
 ids = [r["id"] for r in runs]
 wanted = st.query_params.get("run", "")
-current = int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[0]
+current = next((i for i in ids if str(i) == wanted), ids[0])  # no int(): '²'.isdigit() is True
 run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
                       format_func=lambda i: run_label(next(r for r in runs if r["id"] == i)))
 st.query_params["run"] = str(run_id)
@@ -103,6 +119,15 @@ active = store.get_run(run_id)["status"] in ("queued", "running")
 if active and st.button("Stop", key=T + "stop"):
     jobs.stop(run_id)
     st.toast(f"Stopping run #{run_id}...")
+
+
+def relaunch_offline(run: dict):
+    from nin_explorer.spec import NetSpec
+    spec = NetSpec.from_dict(run["spec"])
+    info = dataset_info("shapes")
+    spec = adapt_spec(spec, info.channels, info.n_classes)
+    cfg = TrainConfig.from_dict({**run["config"], "dataset": "shapes"})
+    st.query_params["run"] = str(jobs.submit(spec, cfg, name=f"{spec.name} on shapes"))
 
 
 @st.fragment(run_every=1.0 if active else None)
@@ -119,6 +144,8 @@ def live(run_id: int, was_active: bool):
                  f"{last.get('examples_per_sec') or 0:,.0f} examples/sec")
         if run["status"] == "running" and eta is not None:
             text += f" · about {human_duration(eta)} left"
+    if run["status"] == "running" and not last and run.get("reason"):
+        text += f" · {run['reason']}"  # data being downloaded or generated
     st.progress(min(1.0, done if run["status"] != "completed" else 1.0), text=text)
     cols = st.columns(4)
     cols[0].metric("Best test accuracy", f"{run['best_test_acc']:.2%}" if run.get("best_test_acc") is not None else "–")
@@ -130,6 +157,9 @@ def live(run_id: int, was_active: bool):
         st.warning(H.diverged_text(run.get("reason")))
     elif run["status"] == "failed":
         st.error(f"The run failed: {run.get('error') or 'no error text'}")
+        if "'shapes'" in (run.get("error") or ""):
+            st.button("Run the same on the offline `shapes` data set", key="t.offline",
+                      on_click=relaunch_offline, args=(run,))
     elif run["status"] in ("stopped", "interrupted") and run.get("reason"):
         st.info(run["reason"])
     if was_active and run["status"] not in ("queued", "running"):

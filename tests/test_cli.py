@@ -48,3 +48,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path):
         assert out.returncode == 2, args
         assert len(out.stderr.strip().splitlines()) == 1, (args, out.stderr)
         assert "Traceback" not in out.stderr
+
+
+def test_summary_of_every_neighbour_preset():
+    expected = {"googlenet": 5_977_530, "vgg11-narrow": 2_018_346, "alexnet": 46_764_746}
+    for preset, params in expected.items():
+        data = json.loads(run_cli("summary", "--preset", preset, "--json").stdout)
+        assert data["totals"]["params"] == params
+    sub_rows = [l["name"] for l in json.loads(run_cli("summary", "--preset", "googlenet", "--json").stdout)["layers"]]
+    assert "block4.p2.conv_b" in sub_rows and "block4.concat" in sub_rows

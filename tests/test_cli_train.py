@@ -8,15 +8,6 @@ import pytest
 
 from conftest import ROOT
 from nin_explorer.cli import main
-from nin_explorer.data import load_dataset
-
-
-@pytest.fixture(scope="session")
-def shapes_root(request):
-    """`shapes` generated once into pytest's cache folder (reused by later sessions)."""
-    root = request.config.cache.mkdir("nin-explorer-data")
-    load_dataset("shapes", root=root)
-    return root
 
 
 def run_cli(*args, data_root=None, timeout=120):

@@ -16,10 +16,9 @@ TINY = get_preset("tiny")
 
 
 @pytest.fixture(scope="session")
-def shapes(request):
-    """`shapes` generated once into pytest's cache folder (reused by later sessions)."""
-    root = request.config.cache.mkdir("nin-explorer-data")
-    return load_dataset("shapes", root=root), load_dataset("shapes", root=root, train=False)
+def shapes(shapes_root):
+    return load_dataset("shapes", root=shapes_root), load_dataset("shapes", root=shapes_root,
+                                                                  train=False)
 
 
 def run(spec, cfg, train_data, test_data, should_stop=lambda: False):
@@ -38,20 +37,21 @@ def small(**changes) -> TrainConfig:
 
 def test_short_run_learns_and_reports(shapes, tmp_path):
     train_data, test_data = shapes
-    cfg = small(epochs=3, max_train_examples=4000, max_test_examples=1000, eval_every=10)
+    cfg = small(epochs=2, batch_size=32, max_train_examples=2500, max_test_examples=1000,
+                eval_every=10)
     result, events, states = run(TINY, cfg, train_data, test_data)
 
-    assert result.status == "completed" and result.epochs == 3
-    assert result.final_test_acc > 0.4, result  # chance is 0.1
+    assert result.status == "completed" and result.epochs == 2
+    assert result.final_test_acc > 0.4, result  # chance is 0.1; seeds 1-3 gave 0.65-0.71
     assert result.best_test_acc >= result.final_test_acc and result.examples_per_sec > 0
     kinds = [e["kind"] for e in events]
-    assert kinds[0] == "start" and kinds.count("epoch") == 3
+    assert kinds[0] == "start" and kinds.count("epoch") == 2
     steps = [e for e in events if e["kind"] == "step"]
     assert [e["step"] for e in steps[:3]] == [10, 20, 30]
     assert set(steps[0]) == {"kind", "step", "epoch", "train_loss", "train_acc", "lr",
                              "examples_per_sec", "elapsed_s"}
     epoch = [e for e in events if e["kind"] == "epoch"][-1]
-    assert epoch["test_acc"] == result.final_test_acc and epoch["epoch"] == 3
+    assert epoch["test_acc"] == result.final_test_acc and epoch["epoch"] == 2
     assert epoch["peak_train_memory_bytes"] > 10 * 2**20
     assert epoch["peak_infer_memory_bytes"] > 10 * 2**20
     assert epoch["peak_memory_bytes"] == max(epoch["peak_train_memory_bytes"],
@@ -59,7 +59,7 @@ def test_short_run_learns_and_reports(shapes, tmp_path):
     assert epoch["train_loss"] < steps[0]["train_loss"]
 
     # one checkpoint per epoch, plain tensors and builtins, loadable with weights_only=True
-    assert [s["epoch"] for s in states] == [1, 2, 3]
+    assert [s["epoch"] for s in states] == [1, 2]
     path = tmp_path / "ckpt.pt"
     save_checkpoint(states[-1], path)
     state = load_checkpoint(path)
@@ -192,6 +192,7 @@ def test_detector_uses_the_number_of_classes():
     ({"weight_decay": -1e-4}, "Weight decay must be between 0 and 1"),
     ({"label_smoothing": 1.0}, "Label smoothing must be at least 0 and below 1"),
     ({"recipe": "fancy"}, "Recipe must be one of book, modern"),
+    ({"recipe": ["book"]}, "Recipe must be one of book, modern"),
     ({"precision": "fp16"}, "Precision must be one of fp32, bf16"),
     ({"device": "tpu"}, "Device must be one of auto, cpu, cuda, mps"),
     ({"seed": -1}, "seed must be between 0"),

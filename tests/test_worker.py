@@ -8,7 +8,6 @@ import time
 import pytest
 
 from conftest import ROOT
-from nin_explorer.data import load_dataset
 from nin_explorer.jobs import JobManager
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec, SpecError
@@ -16,14 +15,6 @@ from nin_explorer.store import RunStore, load_checkpoint
 from nin_explorer.train import TrainConfig
 
 TINY = get_preset("tiny")
-
-
-@pytest.fixture(scope="session")
-def shapes_root(request):
-    """`shapes` generated once into pytest's cache folder (reused by later sessions)."""
-    root = request.config.cache.mkdir("nin-explorer-data")
-    load_dataset("shapes", root=root)
-    return root
 
 
 @pytest.fixture

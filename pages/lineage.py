@@ -1,0 +1,44 @@
+"""Lineage page: NiN beside AlexNet, VGG-11 and GoogLeNet."""
+import plotly.graph_objects as go
+import streamlit as st
+
+from nin_explorer.data import DATASETS
+from nin_explorer.lineage import STORY, lineage_rows, measured_rows
+from pages.common import NUMBER_COLUMNS, get_store, leave_pages_directory_mode
+
+leave_pages_directory_mode()
+st.title("NiN and its neighbours")
+st.markdown(STORY)
+rows = lineage_rows()
+names = [r["network"] for r in rows]
+c1, c2 = st.columns(2)
+fig = go.Figure()
+fig.add_bar(x=names, y=[r["params"] - r["fc_params"] for r in rows], name="conv layers",
+            marker_color="#4C78A8")
+fig.add_bar(x=names, y=[r["fc_params"] for r in rows], name="fully connected",
+            marker_color="#E45756", text=[f"{r['fc_share']:.0%} FC" for r in rows])
+fig.update_layout(barmode="stack", height=360, yaxis=dict(title="parameters"),
+                  margin=dict(l=5, r=5, t=30, b=5), title="Parameters: conv layers and fully connected head",
+                  legend=dict(orientation="h", y=-0.15))
+c1.plotly_chart(fig, key="lin_params", width="stretch")
+fig = go.Figure(go.Bar(x=names, y=[r["flops"] for r in rows], marker_color="#F58518",
+                       text=[r["input"] for r in rows]))
+fig.update_layout(height=360, yaxis=dict(title="FLOPs per image", type="log"),
+                  margin=dict(l=5, r=5, t=30, b=5), title="FLOPs per image at each input size (log)")
+c2.plotly_chart(fig, key="lin_flops", width="stretch")
+st.dataframe(rows, hide_index=True, width="stretch", column_config={
+    **NUMBER_COLUMNS, "fc_share": st.column_config.NumberColumn("FC share", format="percent")})
+
+st.subheader("Measured, from runs in the store")
+c1, c2 = st.columns(2)
+dataset = c1.selectbox("Data set", list(DATASETS), index=list(DATASETS).index("shapes"), key="lin_data")
+epochs = c2.number_input("Epochs", 1, 100, 2, key="lin_epochs")
+measured = measured_rows(get_store().list_runs(limit=1000), dataset, int(epochs))
+if measured:
+    st.dataframe(measured, hide_index=True, width="stretch", column_config={
+        "test_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
+        "examples_per_sec": st.column_config.NumberColumn("examples/sec", format="%.0f")})
+else:
+    st.info(f"No finished run of these networks on `{dataset}` with {epochs} epoch(s) yet. Train "
+            "them on the Train page (the presets alexnet, vgg11, d2l, googlenet) with the same data "
+            "and epochs; on a CPU use a small input size and a subset of the examples.")

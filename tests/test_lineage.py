@@ -1,0 +1,80 @@
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+from nin_explorer.lineage import lineage_rows, measured_rows
+from nin_explorer.plan import smallest_input_size
+from nin_explorer.presets import GOOGLENET, PRESETS, VGG11_NARROW
+from nin_explorer.summary import summarize
+
+
+def test_lineage_counts_and_fc_share():
+    rows = {r["preset"]: r for r in lineage_rows()}
+    assert rows["alexnet"]["params"] == 46_764_746 and rows["alexnet"]["fc_share"] > 0.9
+    assert rows["d2l"]["fc_params"] == 0
+    assert rows["googlenet"]["params"] == 5_977_530
+    assert rows["googlenet"]["fc_params"] == 1024 * 10 + 10
+
+
+def test_inception_sub_rows_sum_to_their_block():
+    s = summarize(GOOGLENET)
+    for block in s.blocks:
+        rows = [r for r in s.rows if r.block == block.block]
+        if not any(r.layer.path for r in rows):
+            continue
+        assert sum(r.params for r in rows if r.layer.path) == block.params
+        assert {r.layer.path for r in rows if r.layer.path} == {"p1", "p2", "p3", "p4"}
+        concat = next(r for r in rows if r.type == "Concat")
+        ends = [s.rows[i].output_shape[0] for i in concat.layer.concat_of]
+        assert concat.output_shape[0] == sum(ends)
+    assert [b.output_shape for b in s.blocks if b.block in ("block1", "block3", "block5", "block10")] == [
+        (64, 24, 24), (192, 12, 12), (480, 6, 6), (832, 3, 3)]
+
+
+def test_smallest_input_sizes():
+    assert smallest_input_size(PRESETS["d2l"]) == 67
+    assert smallest_input_size(VGG11_NARROW, at_least=28) == 32
+    assert smallest_input_size(GOOGLENET, at_least=28) == 28
+
+
+def test_measured_rows_pick_matching_runs():
+    runs = [{"id": 2, "spec": {"name": "d2l", "input_size": 28}, "status": "completed",
+             "config": {"dataset": "shapes", "epochs": 2}, "final_test_acc": 0.9,
+             "examples_per_sec": 100.0, "device": "cpu"},
+            {"id": 1, "spec": {"name": "alexnet", "input_size": 65}, "status": "completed",
+             "config": {"dataset": "shapes", "epochs": 3}, "final_test_acc": 0.5}]
+    rows = measured_rows(runs, "shapes", 2)
+    assert [r["run"] for r in rows] == [2]
+
+
+def test_lineage_page():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page("pages/lineage.py").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2
+    assert "No finished run" in at.info[0].value
+
+
+def test_course_recipe_per_network():
+    from nin_explorer.train import TrainConfig, recipe_defaults
+    assert recipe_defaults("course", "alexnet")["lr"] == 0.001
+    assert recipe_defaults("course", "alexnet")["epochs"] == 3
+    v = recipe_defaults("course", "vgg11-narrow")
+    assert (v["optimizer"], v["batch_size"], v["epochs"]) == ("adam", 64, 5)
+    g = recipe_defaults("course", "googlenet")
+    assert (g["optimizer"], g["lr"], g["input_size"]) == ("sgd", 0.1, 96)
+    assert recipe_defaults("course", "d2l")["lr"] == 0.002
+    TrainConfig.from_dict({**g, "recipe": "course"})
+
+
+def test_googlenet_and_narrow_vgg_train_at_small_size(shapes_root, monkeypatch):
+    """Short CPU runs of the neighbours at small inputs complete and beat chance."""
+    from nin_explorer.data import load_dataset
+    from nin_explorer.train import TrainConfig, train
+    tr, te = load_dataset("shapes", root=shapes_root), load_dataset("shapes", root=shapes_root, train=False)
+    for name, size in (("googlenet", 28), ("vgg11-narrow", 32)):
+        cfg = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "batch_size": 64,
+                                     "input_size": size, "max_train_examples": 1024,
+                                     "max_test_examples": 256})
+        result = train(PRESETS[name], cfg, tr, te, lambda e: None, lambda: False)
+        assert result.status == "completed", (name, result)
+        assert result.final_test_acc is not None
