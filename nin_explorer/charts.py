@@ -172,7 +172,7 @@ def tile(maps, cols: int, gap: int = 1):
 
 def maps_grid_figure(maps, titles: list[str], cols: int, zmin: float | None = None,
                      zmax: float | None = None, colorscale: str = "Viridis",
-                     cell_px: int = 110, overlay=None) -> go.Figure:
+                     cell_px: int = 110, overlay=None, row_labels: list[str] | None = None) -> go.Figure:
     """Maps (N, h, w) side by side with one shared colour scale; optional input underneath."""
     n, h, w = maps.shape
     rows = -(-n // cols)
@@ -186,9 +186,13 @@ def maps_grid_figure(maps, titles: list[str], cols: int, zmin: float | None = No
     top = _gutter(h)
     notes = [dict(x=(i % cols) * (w + 1) + (w - 1) / 2, y=(i // cols) * (h + top) + top - 0.5,
                   text=titles[i], showarrow=False, yanchor="bottom", font=dict(size=11))
-             for i in range(n)]
+             for i in range(n) if titles[i]]
+    for r, label in enumerate(row_labels or []):
+        notes.append(dict(x=-0.7, y=r * (h + top) + top + (h - 1) / 2, text=label, showarrow=False,
+                          xanchor="right", font=dict(size=11)))
     fig.update_layout(
-        annotations=notes, height=rows * cell_px + 50, margin=dict(l=5, r=5, t=30, b=5),
+        annotations=notes, height=rows * cell_px + 50,
+        margin=dict(l=90 if row_labels else 5, r=5, t=30, b=5),
         xaxis=dict(visible=False, constrain="domain"),
         yaxis=dict(visible=False, autorange="reversed", scaleanchor="x"))
     return fig

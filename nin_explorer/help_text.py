@@ -125,11 +125,11 @@ c. Because the logit is the mean of the map, a small bright patch and a large fa
 the same logit; the softmax then compares the means across classes.
 
 **Squeezing 384 channels into 10 in one step (exercise 4).** The book's last block goes from
-384 channels to 10 with a 3x3 conv and then two 1x1 convs at 10 channels. If you remove the 1x1
-convs, a single linear map per pixel has to turn 384 features into 10 class scores, and only a
-ReLU and an average follow it: the class maps become much less expressive and, with the book's
-plain SGD, training is more fragile (more runs collapse to uniform guessing, loss ln 10 = 2.303).
-Try it on the Ablation page with the factor *Last block*.
+384 channels to 10 with a 3x3 conv and then two 1x1 convs at 10 channels. Without those 1x1
+convs, one linear map per pixel must turn 384 features straight into 10 class scores, with
+only a ReLU and an average after it: the class maps have less room to combine evidence. Run it
+on the Ablations page (exercise 4, or the factor *Last block*) and compare accuracy and how
+often runs fail to learn.
 """
 
 

@@ -153,8 +153,8 @@ if data is not None:
         k = len(classes)
         st.markdown(H.CLASS_GRID)
         st.plotly_chart(charts.maps_grid_figure(mm.reshape(k * k, *mm.shape[-2:]),
-                                                [f"{classes[i][:6]}→{classes[j][:6]}" for i in range(k) for j in range(k)],
-                                                cols=k, cell_px=70),
+                                                [f"ch {classes[j][:8]}" if i == 0 else "" for i in range(k) for j in range(k)],
+                                                cols=k, cell_px=70, row_labels=[f"true {c[:10]}" for c in classes]),
                         key="class_grid", width="stretch")
         c1, c2 = st.columns(2)
         c1.plotly_chart(charts.confusion_figure(analysis.confusion, classes), key="confusion", width="stretch")
