@@ -11,9 +11,9 @@ import dataclasses
 from .spec import NetSpec
 from .summary import summarize
 
-# Effective training FLOP/s, rough: 2-core AVX2 CPU (bench/train_cpu.py: tiny at ~2,600
+# Effective training FLOP/s, rough: 2-core AVX2 CPU (bench/train_cpu.py: tiny at ~3,300
 # examples/s = 17.7 MFLOP each) and one H100 in bf16 (d2l at ~18,800 examples/s).
-RATES_FLOPS = {"cpu": 4.0e10, "mps": 2.0e12, "cuda": 8.0e13}
+RATES_FLOPS = {"cpu": 5.5e10, "mps": 2.0e12, "cuda": 8.0e13}
 SLOW_EPOCH_S = 600
 
 
