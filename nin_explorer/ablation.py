@@ -183,7 +183,8 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
 
 def aggregate(rows: list[dict]) -> list[dict]:
     """One row per setting from run rows with keys: setting (label), status, best_test_acc,
-    final_test_acc, params, flops, examples_per_sec, wall_s."""
+    final_test_acc, params, flops, examples_per_sec, wall_s, and optionally
+    train_memory_estimate_bytes and peak_train_memory_bytes (measured)."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["setting"], []).append(r)
@@ -200,6 +201,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
             "final_test_acc": final_m, "final_test_acc_sd": final_sd,
             "params": rs[0].get("params"), "flops": rs[0].get("flops"),
             "examples_per_sec": _mean_sd([r.get("examples_per_sec") for r in rs])[0],
+            "train_memory_estimate_bytes": rs[0].get("train_memory_estimate_bytes"),
+            "peak_train_memory_bytes": _mean_sd([r.get("peak_train_memory_bytes") for r in rs])[0],
             "wall_s": _mean_sd([r.get("wall_s") for r in rs])[0],
             "status": ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())),
         })

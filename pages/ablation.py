@@ -114,12 +114,17 @@ def results(group: str, was_active: bool, metric: str):
     colours = []
     for r in runs:
         setting = r["name"].rsplit(" · seed", 1)[0]
-        s = summarize(NetSpec.from_dict(r["spec"]))
+        cfg = r["config"]
+        s = summarize(NetSpec.from_dict(r["spec"]), cfg["batch_size"])
+        epochs = store.metrics(r["id"], "epoch")
+        peaks = [e["peak_train_memory_bytes"] for e in epochs if e.get("peak_train_memory_bytes")]
         rows.append({"setting": setting, "status": r["status"],
                      "best_test_acc": r.get("best_test_acc"), "final_test_acc": r.get("final_test_acc"),
                      "params": s.params, "flops": s.flops,
-                     "examples_per_sec": r.get("examples_per_sec"), "wall_s": r.get("wall_s")})
-        series.append((f"#{r['id']} {r['name']}", store.metrics(r["id"], "epoch")))
+                     "examples_per_sec": r.get("examples_per_sec"), "wall_s": r.get("wall_s"),
+                     "train_memory_estimate_bytes": s.memory.train_bytes,
+                     "peak_train_memory_bytes": max(peaks) if peaks else None})
+        series.append((f"#{r['id']} {r['name']}", epochs))
         colours.append(palette[settings.index(setting) % len(palette)])
     st.plotly_chart(charts.overlay_figure(series, metric, colours), key="ablation_curves",
                     width="stretch")
@@ -133,6 +138,11 @@ def results(group: str, was_active: bool, metric: str):
         "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
         "examples_per_sec": st.column_config.NumberColumn("examples/sec", format="%.0f"),
         "wall_s": st.column_config.NumberColumn("wall s", format="%.0f"),
+        "train_memory_estimate_bytes": st.column_config.NumberColumn("memory estimate", format="bytes"),
+        "peak_train_memory_bytes": st.column_config.NumberColumn(
+            "measured peak", format="bytes",
+            help="CUDA peak allocated on a GPU; on a CPU the process's peak resident memory "
+                 "(Python, torch and the data set included)."),
     })
     st.download_button("Download CSV", to_csv(table), "ablation.csv", "text/csv", key="ablation_csv")
     collapsed = [r for r in runs if r["status"] == "diverged"]
