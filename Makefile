@@ -40,6 +40,7 @@ bench-data: venv
 # On a CUDA machine with its own python3 + torch (no venv needed).
 bench-gpu:
 	PYTHONPATH=. python3 bench/train_gpu.py
+	PYTHONPATH=. python3 bench/memory_gpu.py
 
 clean:
 	rm -rf $(VENV)
