@@ -9,6 +9,7 @@ from pathlib import Path
 from .presets import PRESETS, get_preset
 from .render import summary_json, summary_text
 from .spec import NetSpec, SpecError
+from .store import StoreError
 from .summary import OPTIMIZERS, PRECISIONS, summarize
 
 
@@ -43,7 +44,8 @@ def cmd_summary(args) -> int:
 # flag -> TrainConfig field; flags left out take the recipe's defaults
 _TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule",
                 "warmup_epochs", "label_smoothing", "recipe", "precision", "device", "seed",
-                "eval_every", "max_train_examples", "max_test_examples", "time_budget_s")
+                "eval_every", "max_train_examples", "max_test_examples", "time_budget_s",
+                "compile", "eval_batch_size", "fused_optimizer")
 
 
 def _train_config(args, network: str):
@@ -91,14 +93,14 @@ class _Progress:
 
 
 def cmd_train(args) -> int:
-    import os
+    """Train and record one run. Under torchrun every rank runs this; rank 0 records the run."""
     import signal
     import threading
 
+    from . import distributed
     from .data import DataError, dataset_info
-    from .store import RunStore, git_commit, process_start
     from .train import ConfigError, apply_recipe
-    from .worker import LEARNER_ERRORS, execute_run
+    from .worker import LEARNER_ERRORS, follow_run, stop_together_on_signals
 
     spec = load_spec(args.preset or "tiny", args.config, None)
     try:
@@ -108,6 +110,36 @@ def cmd_train(args) -> int:
     except (ConfigError, DataError) as e:
         raise CliError(str(e)) from None
 
+    group = distributed.start()
+    gate = distributed.Gate(group)
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if group:
+        stop_together_on_signals(stop)
+    try:
+        if group is None or group.is_main:
+            return _train_here(args, spec, cfg, gate, stop)
+        try:
+            follow_run(gate, stop)
+        except LEARNER_ERRORS:
+            return 1  # rank 0 meets the same error and prints it
+        return 0
+    finally:
+        gate.open(None)
+        distributed.stop()
+        if group:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _train_here(args, spec, cfg, gate, stop) -> int:
+    """Record the run and train it in this process (rank 0 under torchrun)."""
+    import os
+    import signal
+
+    from .store import RunStore, git_commit, process_start
+    from .worker import LEARNER_ERRORS, execute_run
+
     store = RunStore(args.home)
     run_id = store.create_run(spec.to_dict(), cfg.to_dict(), name=args.name, status="running",
                               commit=git_commit())
@@ -115,19 +147,19 @@ def cmd_train(args) -> int:
     out = sys.stderr if args.json else sys.stdout
     print(f"run {run_id} in {store.db_path}", file=out)
 
-    stop = threading.Event()
-
     def on_interrupt(signum, frame):  # first Ctrl-C stops cleanly, a second one at once
         stop.set()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    alone = gate.group is None   # under torchrun the signals are already handled
+    previous = signal.signal(signal.SIGINT, on_interrupt) if alone else None
     try:
-        execute_run(store, run_id, stop, _Progress(out, cfg.epochs))
+        execute_run(store, run_id, stop, _Progress(out, cfg.epochs), gate=gate)
     except LEARNER_ERRORS as e:
         raise CliError(f"run {run_id} failed: {e}") from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     run = store.get_run(run_id)
     print(f"run {run_id} {run['status']}: {run['reason'] or run['error'] or ''}", file=out)
     if args.json:
@@ -204,6 +236,12 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--max-test-examples", type=_positive_int,
                    help="evaluate on the first N test images")
     t.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="SECONDS")
+    t.add_argument("--compile", metavar="MODE", help="torch.compile: off (default), default or "
+                   "reduce-overhead (CUDA graphs); slow to start, worth it on a GPU")
+    t.add_argument("--eval-batch-size", type=_positive_int,
+                   help="batch size for evaluation (default: the training batch size)")
+    t.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction, default=None,
+                   help="one fused kernel per optimiser step on CUDA (default: on)")
     t.add_argument("--name", help="a label for the run")
     t.add_argument("--home", help="run store folder (default: $NIN_EXPLORER_HOME or "
                    "~/.cache/nin-explorer)")
@@ -243,6 +281,6 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (SpecError, CliError) as e:
+    except (SpecError, CliError, StoreError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,13 @@ BLOCK_KEYS = ("kind", "out_channels", "kernel", "stride", "padding", "n_extra_1x
               "widths_1x1", "n_convs", "batch_norm", "pool", "pool_kernel", "pool_stride",
               "pool_padding", "dropout", "paths")
 DEFAULT_BLOCK = BlockSpec(96, kernel=3, padding=1, pool="max", pool_kernel=3, pool_stride=2)
+# (lowest, highest) of each numeric widget on the Build page, narrower than what a spec allows:
+# a valid spec from a link or a file can lie outside them, and a widget given such a value raises.
+LIMITS = {"input_size": (8, 512), "in_channels": (1, 4), "num_classes": (2, 1000),
+          "n_blocks": (1, 12), "fc_layers": (0, 4), "fc_width": (1, 16384), "fc_dropout": (0.0, 0.9),
+          "out_channels": (1, 1024), "kernel": (1, 15), "stride": (1, 8), "padding": (0, 10),
+          "n_extra_1x1": (0, 3), "n_convs": (1, 4), "pool_kernel": (1, 15), "pool_stride": (1, 8),
+          "pool_padding": (0, 7), "dropout": (0.0, 0.9)}
 
 
 def block_controls(b: BlockSpec) -> dict:
@@ -37,6 +44,17 @@ def spec_to_controls(spec: NetSpec) -> dict:
     for i, b in enumerate(spec.blocks, start=1):
         values.update({f"b{i}.{k}": v for k, v in block_controls(b).items()})
     return values
+
+
+def check_fits(values: dict) -> None:
+    """SpecError when a control value (from spec_to_controls) is outside its widget's LIMITS."""
+    for key, value in values.items():
+        block, _, name = key.rpartition(".")
+        low, high = LIMITS.get(name, (value, value))
+        if not low <= value <= high:
+            where = f"Block {block[1:]}'s " if block else "The "
+            raise SpecError(f"{where}{name.replace('_', ' ')} is {value:g}; the Build page's "
+                            f"controls go from {low:g} to {high:g}.")
 
 
 def _int_tuple(text: str, what: str) -> tuple[int, ...]:

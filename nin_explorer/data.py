@@ -448,7 +448,11 @@ def _load_shapes(name: str, root: Path, train: bool, report: Progress) -> Datase
             "test_images": test_set.images,
             "test_labels": test_set.labels,
         }
-        _save_atomic(cached, path)
+        try:
+            _save_atomic(cached, path)
+        except OSError as error:  # a read-only, full or misplaced data directory
+            raise DataError(f"Cannot write to the data directory {root} ({error.strerror or error}); "
+                            "set NIN_EXPLORER_DATA to a writable folder.") from error
         report(1.0, f"{info.title} ready (cached in {path})")
     split = "train" if train else "test"
     return Dataset(name, cached[f"{split}_images"], cached[f"{split}_labels"], list(SHAPE_CLASSES))

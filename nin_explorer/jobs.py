@@ -2,7 +2,9 @@
 
 `JobManager` is the app's one handle on training (the app keeps it in `st.cache_resource`).
 The database is the source of truth: queueing and "at most N running" are decided there, so a
-second manager (another server process) or a CLI run cannot break them. No streamlit here.
+second manager (another server process) or a CLI run cannot break them. On a machine with
+several GPUs, a run that one manager runs at a time uses all of them through torchrun.
+No streamlit here.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from .spec import NetSpec
 from .store import RunStore, git_commit, process_alive, process_start
@@ -57,6 +61,10 @@ def _log_tail(path: Path) -> str:
 
 class JobManager:
     """Starts queued runs as `python -m nin_explorer.worker` processes, one at a time by default.
+
+    With max_concurrent=1 on a machine with more than one CUDA GPU, a run on device auto or cuda
+    starts under torchrun with one process per GPU (`worker_command`). With max_concurrent>1 each
+    run is a plain worker: small variants then share the first GPU, several at once.
 
     A daemon thread polls the children every `poll_s`: it records a worker that died without an
     outcome, escalates stops, and starts the next queued run. Every method is thread-safe.
@@ -146,13 +154,25 @@ class JobManager:
                 run = self.store.claim_next(self.max_concurrent)
                 if run is None:
                     return
-                self._spawn(run["id"])
+                self._spawn(run)
 
-    def _spawn(self, run_id: int) -> None:
+    def worker_command(self, run: dict) -> list[str]:
+        """The command that trains `run`: torchrun over every visible GPU when there are several
+        and runs go one at a time, else a single worker process."""
+        worker = ["-m", "nin_explorer.worker", "--home", str(self.home), "--run-id",
+                  str(run["id"])]
+        gpus = torch.cuda.device_count()
+        if (self.max_concurrent == 1 and gpus > 1
+                and run["config"].get("device", "auto") in ("auto", "cuda")):
+            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={gpus}", *worker]
+        return [sys.executable, *worker]
+
+    def _spawn(self, run: dict) -> None:
+        run_id = run["id"]
         log_path = self.store.log_path(run_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "nin_explorer.worker", "--home", str(self.home),
-               "--run-id", str(run_id)]
+        cmd = self.worker_command(run)
         try:
             with open(log_path, "ab") as log_file:
                 proc = subprocess.Popen(

@@ -131,14 +131,18 @@ class RunStore:
 
     def __init__(self, home: str | os.PathLike | None = None):
         self.home = Path(home).expanduser() if home is not None else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
         self.db_path = self.home / "runs.sqlite"
-        with self._connect() as con:
-            if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
-                return                                        # made before (and WAL is sticky)
-            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                con.execute("PRAGMA journal_mode=WAL")        # persists in the file
-            con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            with self._connect() as con:
+                if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
+                    return                                    # made before (and WAL is sticky)
+                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    con.execute("PRAGMA journal_mode=WAL")    # persists in the file
+                con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        except (OSError, sqlite3.Error) as e:                 # a read-only or misplaced folder
+            raise StoreError(f"Cannot keep runs in {self.home} ({e}); set NIN_EXPLORER_HOME "
+                             "(or --home) to a writable folder.") from None
 
     # --- connections ---
     @contextmanager

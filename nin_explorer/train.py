@@ -17,7 +17,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
+from . import distributed
 from .build import build_model, init_xavier
 from .spec import MAX_INPUT_SIZE, NetSpec
 
@@ -25,6 +27,8 @@ OPTIMIZERS = ("sgd", "sgd-momentum", "adamw", "adam")
 SCHEDULES = ("constant", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# torch.compile modes; "reduce-overhead" also replays the step as a CUDA graph on a GPU.
+COMPILE_MODES = ("off", "default", "reduce-overhead")
 
 # Metrics are read from the device, and should_stop() polled, at most this often: reading a
 # device tensor waits for the GPU, so the loop never does it once per step.
@@ -129,6 +133,10 @@ class TrainConfig:
     max_train_examples: int | None = None  # a random subset (seeded) of the training split
     max_test_examples: int | None = None   # the first N test images: the same for every run
     time_budget_s: float | None = None
+    # --- speed only: the same training, faster on a GPU (bench/train_gpu.py measures them) ---
+    compile: str = "off"               # a torch.compile mode (COMPILE_MODES); minutes on a CPU
+    eval_batch_size: int | None = None  # None: the training batch size
+    fused_optimizer: bool = True       # one fused kernel per optimiser step; CUDA only
 
     def __post_init__(self):
         _validate(self)
@@ -159,7 +167,7 @@ class TrainConfig:
 
 
 _KINDS = {"int": ((int,), "whole number"), "float": ((int, float), "number"),
-          "str": ((str,), "text")}
+          "str": ((str,), "text"), "bool": ((bool,), "boolean (true or false)")}
 
 
 def _check_types(values: dict) -> None:
@@ -171,7 +179,7 @@ def _check_types(values: dict) -> None:
         if value is None and optional:
             continue
         types, kind = _KINDS[base]
-        if not isinstance(value, types) or isinstance(value, bool):
+        if not isinstance(value, types) or (isinstance(value, bool) and base != "bool"):
             raise ConfigError(f"'{f.name}' must be a {kind}, not {value!r:.40}.")
 
 
@@ -207,6 +215,9 @@ def _validate(c: TrainConfig) -> None:
     _choice("Recipe", c.recipe, tuple(RECIPES))
     _choice("Precision", c.precision, PRECISIONS)
     _choice("Device", c.device, DEVICES)
+    _choice("Compile", c.compile, COMPILE_MODES)
+    if c.eval_batch_size is not None:
+        _in_range("The evaluation batch size", c.eval_batch_size, 1, 65536)
     _in_range("The seed", c.seed, 0, 2**31 - 1)
     _in_range("eval_every", c.eval_every, 1, 100_000, " steps")
     if c.max_train_examples is not None:
@@ -246,15 +257,32 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _rank_device(group: distributed.Group, device: torch.device,
+                 batch_size: int) -> torch.device:
+    """The device one rank trains on under torchrun: its own GPU (LOCAL_RANK) with NCCL, the CPU
+    with gloo."""
+    wanted = "cuda" if group.backend == "nccl" else "cpu"
+    if device.type != wanted:
+        raise ConfigError(f"Under torchrun on this machine the processes talk over "
+                          f"{group.backend}, which needs device '{wanted}', but the run asks "
+                          f"for '{device.type}'; choose device '{wanted}' or 'auto'.")
+    if batch_size < group.world_size:
+        raise ConfigError(f"The batch size ({batch_size}) is split over {group.world_size} "
+                          f"processes; make it at least {group.world_size}.")
+    return torch.device("cuda", group.local_rank) if wanted == "cuda" else device
+
+
+def make_optimizer(params, cfg: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """`fused` (CUDA parameters only): the whole update in one kernel instead of one per tensor."""
+    extra = {"fused": True} if fused else {}
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
     if cfg.optimizer == "sgd-momentum":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True,
-                               weight_decay=cfg.weight_decay)
+                               weight_decay=cfg.weight_decay, **extra)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **extra)
 
 
 def lr_factor(cfg: TrainConfig, progress: float) -> float:
@@ -395,10 +423,14 @@ class TrainResult:
 # --- the loop ---
 
 def _evaluate(model, images, labels, batch_size, size, channels_last, autocast,
-              should_stop: ShouldStop) -> tuple[float, float] | None:
-    """(mean cross-entropy, accuracy) on a split, or None when a stop was requested."""
+              should_stop: ShouldStop, reduce=None) -> tuple[float, float] | None:
+    """(mean cross-entropy, accuracy) on a split, or None when a stop was requested.
+
+    Under torchrun each rank passes its shard of the split and `reduce` sums over the ranks.
+    """
     model.eval()
-    sums = torch.zeros(2, device=images.device)                   # loss sum, correct
+    sums = torch.zeros(3, device=images.device)                   # loss sum, correct, examples
+    sums[2] = len(images)
     last_poll = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
@@ -414,8 +446,18 @@ def _evaluate(model, images, labels, batch_size, size, channels_last, autocast,
                     model.train()
                     return None
     model.train()
-    loss_sum, correct = sums.tolist()
-    return loss_sum / len(images), correct / len(images)
+    if reduce is not None:
+        sums = reduce(sums)
+    loss_sum, correct, count = sums.tolist()
+    return loss_sum / count, correct / count
+
+
+def _never() -> bool:
+    return False
+
+
+def _ignore(event: dict) -> None:
+    pass
 
 
 def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report,
@@ -426,11 +468,23 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
     `cfg.eval_every` steps and an "epoch" event after each evaluation. `should_stop()` is polled
     every SYNC_INTERVAL_S; `checkpoint(state)` gets a dict of tensors and builtins per epoch.
     Raises ConfigError for a data set that does not fit the network or a missing device.
+
+    Under torchrun (a process group is initialised, see distributed.py) every rank calls this
+    with the same arguments: each takes its share of every batch of `cfg.batch_size` (the global
+    batch) and of the test set, and the ranks agree every `cfg.eval_every` steps on the metrics
+    and on stopping (any rank's should_stop() stops all). Only rank 0 calls report and
+    checkpoint; the events hold the sums over all ranks.
     """
     t_start = time.perf_counter()
     spec, cfg = apply_recipe(spec, cfg)
     recipe = RECIPES[cfg.recipe]
     device = resolve_device(cfg.device)
+    group = distributed.current()
+    rank, world = (group.rank, group.world_size) if group else (0, 1)
+    if group:
+        device = _rank_device(group, device, cfg.batch_size)
+        if not group.is_main:
+            report, checkpoint = _ignore, None
     on_cuda = device.type == "cuda"
     precision = cfg.precision if on_cuda else "fp32"  # bf16 autocast is 25-40x slower on AVX2 CPUs
     channels_last = _channels_last(device)
@@ -442,13 +496,24 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
     model = build_model(spec)
     if recipe.xavier_init:
         init_xavier(model)
+    if group and on_cuda:  # BatchNorm statistics over the global batch (SyncBatchNorm is GPU-only)
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if on_cuda:
         torch.backends.cudnn.benchmark = True  # one input shape for the whole run
-    optimizer = make_optimizer(model.parameters(), cfg)
+    optimizer = make_optimizer(model.parameters(), cfg, fused=on_cuda and cfg.fused_optimizer)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    net = model                                   # what a training step calls
+    if group:
+        torch.manual_seed(cfg.seed + rank)        # same weights everywhere, own dropout masks
+        net = DistributedDataParallel(model, device_ids=[device.index] if on_cuda else None)
+    eval_net = model
+    if cfg.compile != "off":
+        net = torch.compile(net, mode=cfg.compile)
+        eval_net = torch.compile(model, mode=cfg.compile) if group else net
+    graphs = cfg.compile == "reduce-overhead" and on_cuda
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16" and on_cuda)
@@ -460,18 +525,23 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
         keep = torch.randperm(len(x_train), generator=shuffle)[:cfg.max_train_examples]
         x_train, y_train = x_train[keep], y_train[keep]
     x_train, y_train = x_train.to(device), y_train.to(device)
-    n_test = cfg.max_test_examples
-    x_test, y_test = test_data.images[:n_test].to(device), test_data.labels[:n_test].to(device)
+    n_test = min(cfg.max_test_examples or len(test_data.images), len(test_data.images))
+    lo, hi = rank * n_test // world, (rank + 1) * n_test // world   # this rank's test shard
+    x_test, y_test = test_data.images[lo:hi].to(device), test_data.labels[lo:hi].to(device)
     n, size, batch_size = len(x_train), spec.input_size, cfg.batch_size
+    eval_batch_size = cfg.eval_batch_size or batch_size
+    # this rank's slice of every global batch (sizes differ by at most one)
+    mine = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
     steps_per_epoch = max(1, n // batch_size)   # drop the ragged last batch; reshuffled each epoch
     total_steps = cfg.epochs * steps_per_epoch
     detector = DivergenceDetector(spec.num_classes)
+    device_label = f"{device.type} x{world}" if group else str(device)
 
-    report({"kind": "start", "device": str(device), "precision": precision,
+    report({"kind": "start", "device": device_label, "precision": precision,
             "channels_last": channels_last, "params": sum(p.numel() for p in model.parameters()),
-            "train_examples": n, "test_examples": len(x_test), "steps_per_epoch": steps_per_epoch,
-            "total_steps": total_steps, "input_size": size, "spec": spec.to_dict(),
-            "config": cfg.to_dict()})
+            "train_examples": n, "test_examples": n_test, "steps_per_epoch": steps_per_epoch,
+            "total_steps": total_steps, "input_size": size, "processes": world,
+            "spec": spec.to_dict(), "config": cfg.to_dict()})
 
     # --- running state (device tensors are read only in sync()) ---
     window = torch.zeros(3, device=device)        # loss sum, correct, examples since the last point
@@ -479,6 +549,8 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
     pending: list[tuple[int, float, torch.Tensor, float, float, float]] = []
     step, epoch, lr = 0, 0, cfg.lr
     train_time = 0.0                              # seconds spent in training steps
+    clock_s = 0.0                                 # rank 0's seconds since t_start at the last sync
+    budget_hit = False
     last_sync = last_point = time.perf_counter()
     status, reason = "completed", f"Trained for {cfg.epochs} epoch(s)."
     best_acc = final_acc = final_test_loss = train_loss = train_acc = None
@@ -496,11 +568,23 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
         return "stopped", f"Stopped on request after {step} steps."
 
     def sync() -> tuple[str, str] | None:
-        """Read the pending points (one host sync) and report them; (status, reason) to end."""
-        nonlocal last_sync
+        """Read the pending points (one host sync) and report them; (status, reason) to end.
+
+        Under torchrun every rank calls it at the same steps: one all-reduce carries the points,
+        the stop votes and rank 0's clock, so all ranks reach the same verdict.
+        """
+        nonlocal last_sync, clock_s, budget_hit
         last_sync = time.perf_counter()
         verdict = None
-        values = torch.stack([p[2] for p in pending]).tolist() if pending else []
+        windows = torch.stack([p[2] for p in pending]) if pending else window.new_zeros(0, 3)
+        if group:
+            votes = [float(should_stop()), last_sync - t_start if group.is_main else 0.0]
+            shared = distributed.sum_all(torch.cat([window.new_tensor(votes), windows.flatten()]))
+            stop_votes, clock_s, *flat = shared.tolist()
+            values = [flat[i:i + 3] for i in range(0, len(flat), 3)]
+            budget_hit = budget_hit or bool(cfg.time_budget_s and clock_s >= cfg.time_budget_s)
+        else:
+            values = windows.tolist()
         for (p_step, p_epoch, _, p_lr, dt, elapsed), (loss_sum, correct, count) in zip(pending,
                                                                                         values):
             if count == 0:
@@ -513,7 +597,8 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
         pending.clear()
         if verdict:
             return "diverged", verdict
-        return stopped() if should_stop() else None
+        asked = stop_votes > 0 if group else should_stop()
+        return stopped() if asked else None
 
     model.train()
     outcome = None
@@ -527,17 +612,21 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
             # --- one step ---
             progress = step / total_steps
             if cfg.time_budget_s:
-                progress = max(progress, (time.perf_counter() - t_start) / cfg.time_budget_s)
+                elapsed = clock_s if group else time.perf_counter() - t_start
+                progress = max(progress, elapsed / cfg.time_budget_s)
             lr = cfg.lr * lr_factor(cfg, min(progress, 1.0))
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            idx = perm[i * batch_size:(i + 1) * batch_size]
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            idx = perm[i * batch_size:(i + 1) * batch_size][mine]
             x, y = _to_input(x_train[idx], size, channels_last), y_train[idx]
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             with autocast():
-                logits = model(x).float()                          # (B, n_classes)
+                logits = net(x).float()                            # (B, n_classes)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            # DDP averages gradients over ranks; weigh each rank by its share of the batch
+            (loss * (len(y) * world / batch_size) if group else loss).backward()
             optimizer.step()
             with torch.no_grad():
                 window[0] += loss.detach() * len(y)
@@ -546,10 +635,14 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
             step += 1
             if step % cfg.eval_every == 0:
                 take_point()
-            now = time.perf_counter()
-            if cfg.time_budget_s and now - t_start >= cfg.time_budget_s:
-                budget_hit = True
-            if now - last_sync >= SYNC_INTERVAL_S or budget_hit:
+            if group:  # ranks sync at the same steps; their clocks differ
+                due = step % cfg.eval_every == 0
+            else:
+                now = time.perf_counter()
+                if cfg.time_budget_s and now - t_start >= cfg.time_budget_s:
+                    budget_hit = True
+                due = now - last_sync >= SYNC_INTERVAL_S or budget_hit
+            if due:
                 outcome = sync()
                 if outcome:
                     break
@@ -567,20 +660,27 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
 
         # --- evaluate ---
         _reset_peak_memory(device)
-        evaluated = _evaluate(model, x_test, y_test, batch_size, size, channels_last, autocast,
-                              should_stop)
+        t_eval = time.perf_counter()
+        if group:  # every rank evaluates with rank 0's BatchNorm statistics
+            distributed.share_from_main(model.buffers())
+        evaluated = _evaluate(eval_net, x_test, y_test, eval_batch_size, size, channels_last,
+                              autocast, _never if group else should_stop,
+                              distributed.sum_all if group else None)
         if evaluated is None:
             status, reason = stopped()
             break
+        eval_s = time.perf_counter() - t_eval
         final_test_loss, final_acc = evaluated
         best_acc = max(best_acc or 0.0, final_acc)
+        if group:
+            distributed.sum_all(epoch_sums)
         loss_sum, correct, count = epoch_sums.tolist()
         epoch_sums.zero_()
         train_loss, train_acc = loss_sum / count, correct / count
         peak_infer = _peak_memory(device)
         report({"kind": "epoch", "step": step, "epoch": epoch, "train_loss": train_loss,
                 "train_acc": train_acc, "test_loss": final_test_loss, "test_acc": final_acc,
-                "lr": lr, "examples_per_sec": count / epoch_train_time,
+                "lr": lr, "examples_per_sec": count / epoch_train_time, "eval_s": eval_s,
                 "elapsed_s": time.perf_counter() - t_start,
                 "peak_memory_bytes": max(peak_train or 0, peak_infer or 0) or None,
                 "peak_train_memory_bytes": peak_train, "peak_infer_memory_bytes": peak_infer,
@@ -603,5 +703,5 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
         status=status, reason=reason, final_test_acc=final_acc, best_test_acc=best_acc,
         final_test_loss=final_test_loss, train_loss=train_loss, train_acc=train_acc,
         examples_per_sec=step * batch_size / train_time if train_time > 0 else 0.0,
-        wall_s=time.perf_counter() - t_start, epochs=epoch, steps=step, device=str(device),
+        wall_s=time.perf_counter() - t_start, epochs=epoch, steps=step, device=device_label,
         precision=precision)

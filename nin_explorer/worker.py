@@ -2,11 +2,13 @@
 
 Reads the run from the store, trains it, and writes metrics, heartbeats, checkpoints and the
 outcome back. Imports no streamlit, so the app starts it with subprocess.Popen; the CLI calls
-`execute_run` in-process instead.
+`execute_run` in-process instead. Under torchrun (several GPUs) rank 0 does all of that and the
+other ranks only train (`follow_run`).
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sqlite3
@@ -18,6 +20,7 @@ from typing import Callable
 
 import torch
 
+from . import distributed
 from .data import DataError, load_dataset
 from .spec import NetSpec, SpecError
 from .store import RunStore, process_start, save_checkpoint
@@ -109,11 +112,13 @@ def _results(result: TrainResult) -> dict:
 
 
 def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None = None,
-                on_event: Callable[[dict], None] | None = None) -> TrainResult | None:
+                on_event: Callable[[dict], None] | None = None,
+                gate: distributed.Gate | None = None) -> TrainResult | None:
     """Train a run that is already 'running' in the store and record its outcome there.
 
     Returns the TrainResult, or None when the run was stopped before or outside training.
-    A failure is recorded as 'failed' with its message, then re-raised.
+    A failure is recorded as 'failed' with its message, then re-raised. Under torchrun, rank 0
+    calls this and sends the run through `gate` to the other ranks once its data is ready.
     """
     run = store.get_run(run_id)
     reporter = StoreReporter(store, run_id, stop_event, on_event)
@@ -133,6 +138,8 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
         train_data = load_dataset(cfg.dataset, train=True, progress=progress)
         test_data = load_dataset(cfg.dataset, train=False, progress=progress)
         store.update_run(run_id, reason=None)
+        if gate is not None:
+            gate.open({"spec": run["spec"], "config": run["config"]})
         result = train(spec, cfg, train_data, test_data, reporter.report, reporter.should_stop,
                        reporter.checkpoint)
         reporter.flush()
@@ -155,6 +162,9 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
         elif isinstance(e, torch.cuda.OutOfMemoryError):
             error = ("The GPU ran out of memory. Lower the batch size or the input size, or "
                      "use bf16 precision.")
+        elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            error = ("The disk is full, so the run stopped: free some space and launch it again. "
+                     "The metrics so far and the previous checkpoint are kept.")
         else:
             error = f"{type(e).__name__}: {e}"
             traceback.print_exc()
@@ -165,7 +175,32 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
                              wall_s=time.perf_counter() - t_start)
         raise
     finally:
+        if gate is not None:
+            gate.open(None)   # the other ranks give up if training never started
         done.set()
+
+
+def follow_run(gate: distributed.Gate, stop_event: threading.Event) -> TrainResult | None:
+    """A rank other than 0 under torchrun: train what rank 0 sends through `gate`, alongside it.
+
+    Writes nothing: rank 0 records the run (so the run store need not exist on this host).
+    The data set is loaded after rank 0 has prepared it; on several hosts, prepare it on each.
+    """
+    job = gate.wait()
+    if job is None:
+        return None
+    spec, cfg = NetSpec.from_dict(job["spec"]), TrainConfig.from_dict(job["config"])
+    train_data = load_dataset(cfg.dataset, train=True)
+    test_data = load_dataset(cfg.dataset, train=False)
+    return train(spec, cfg, train_data, test_data, lambda event: None, stop_event.is_set)
+
+
+def stop_together_on_signals(stop_event: threading.Event) -> None:
+    """Under torchrun: the agent forwards SIGTERM and SIGINT to every rank. Each rank then asks
+    to stop, and all stop together at their next sync (a rank that just exited would leave the
+    others waiting in a collective)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop_event.set())
 
 
 def _on_sigterm(signum, frame):
@@ -179,7 +214,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-id", type=int, required=True)
     args = p.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    group = distributed.start()
+    stop = threading.Event()
+    gate = distributed.Gate(group)
+    if group:
+        stop_together_on_signals(stop)
+    else:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        if group and not group.is_main:
+            try:
+                follow_run(gate, stop)
+            except LEARNER_ERRORS:
+                return 1  # rank 0 meets the same error and records it
+            return 0
+        return _main_rank(args, group, gate, stop)
+    finally:
+        gate.open(None)
+        distributed.stop()
+
+
+def _main_rank(args, group: distributed.Group | None, gate: distributed.Gate,
+               stop: threading.Event) -> int:
     store = RunStore(args.home)
     run = store.get_run(args.run_id)
     if run is None:
@@ -190,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     elif run["status"] != "running":
         print(f"run {args.run_id} is already {run['status']}; nothing to do", file=sys.stderr)
         return 0
-    store.set_process(args.run_id, os.getpid(), process_start(os.getpid()))
+    if group is None or not run["pid"]:  # under a job manager's torchrun, it holds the launcher
+        store.set_process(args.run_id, os.getpid(), process_start(os.getpid()))
     try:
-        result = execute_run(store, args.run_id)
+        result = execute_run(store, args.run_id, stop if group else None, gate=gate)
     except LEARNER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,9 @@ W = "w."  # prefix of every widget key on this page
 
 
 def load_controls(spec: NetSpec) -> None:
-    for k, v in controls.spec_to_controls(spec).items():
+    values = controls.spec_to_controls(spec)
+    controls.check_fits(values)  # a valid spec from a link or a file may lie beyond the widgets
+    for k, v in values.items():
         ss[W + k] = v
     ss[W + "preset"] = spec.name if spec.name in PRESETS else ss.get(W + "preset", "d2l")
 
@@ -49,7 +51,11 @@ if W + "n_blocks" not in ss:
     except SpecError as e:
         linked = None
         st.warning(f"{e}")
-    load_controls(linked or PRESETS["d2l"])
+    try:
+        load_controls(linked or PRESETS["d2l"])
+    except SpecError as e:
+        st.warning(f"{e} Showing the d2l preset instead.")
+        load_controls(PRESETS["d2l"])
 
 # --- sidebar: every setting ---
 sb = st.sidebar

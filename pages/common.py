@@ -72,15 +72,24 @@ def preset_choice(label: str, key: str, help: str | None = None, include_current
 
 
 def get_jobs():
-    """The job manager every session shares (one per run-store folder)."""
-    from nin_explorer.store import default_home
-    return _jobs(str(default_home()))
+    """The job manager every session shares (one per run-store folder); if the folder cannot
+    be used, the page says so and stops."""
+    from nin_explorer.store import StoreError, default_home
+    try:
+        return _jobs(str(default_home()))
+    except StoreError as e:
+        st.error(str(e))
+        st.stop()
 
 
 @st.cache_resource
 def _jobs(home: str):
+    """NIN_EXPLORER_MAX_CONCURRENT > 1 lets several small runs share a big GPU (issue 7)."""
+    import os
+
     from nin_explorer.jobs import JobManager
-    return JobManager(home)
+    value = os.environ.get("NIN_EXPLORER_MAX_CONCURRENT", "1")
+    return JobManager(home, max_concurrent=max(1, int(value)) if value.isdecimal() and len(value) < 4 else 1)
 
 
 def get_store():
@@ -125,7 +134,11 @@ def test_set(name: str):
 
 def measured_memory(spec: NetSpec) -> dict | None:
     """Peak memory measured by the latest finished run of exactly this network, or None."""
-    store = get_store()
+    from nin_explorer.store import StoreError, default_home
+    try:
+        store = _jobs(str(default_home())).store
+    except StoreError:  # no usable run store: the Build page works without measurements
+        return None
     for run in store.list_runs(("completed", "stopped", "diverged"), limit=100):
         if run["spec"] != spec.to_dict():
             continue

@@ -205,6 +205,9 @@ def test_detector_uses_the_number_of_classes():
     ({"dataset": 7}, "'dataset' must be a text"),
     ({"batch_size": True}, "'batch_size' must be a whole number"),
     ({"learning_rate": 0.1}, "Unknown training setting(s): learning_rate"),
+    ({"compile": "max-autotune"}, "Compile must be one of off, default, reduce-overhead"),
+    ({"eval_batch_size": 0}, "evaluation batch size must be between 1 and 65536"),
+    ({"fused_optimizer": 1}, "'fused_optimizer' must be a boolean (true or false)"),
 ])
 def test_config_errors_say_what_to_change(change, message):
     with pytest.raises(ConfigError) as e:
