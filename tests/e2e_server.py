@@ -22,8 +22,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, timeout_s: float = 90, data: Path | None = None):
-    """Serve the app with its run store in `home` (and data in `data`, else home/data)."""
+def streamlit_server(home: Path, timeout_s: float = 90, data: Path | None = None,
+                     extra_args: tuple[str, ...] = ()):
+    """Serve the app with its run store in `home` (and data in `data`, else home/data);
+    `extra_args` go to `streamlit run` after ours (e.g. ("--server.allowedHosts", "*"))."""
     port = free_port()
     env = {**os.environ, "NIN_EXPLORER_HOME": str(home),
            "NIN_EXPLORER_DATA": str(data or home / "data")}
@@ -31,7 +33,8 @@ def streamlit_server(home: Path, timeout_s: float = 90, data: Path | None = None
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--server.fileWatcherType", "none",
-         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"],
+         "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+         *extra_args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,7 +1,11 @@
-"""Real-browser smoke tests: Debian's chromium driven by Playwright against `streamlit run`."""
+"""Real-browser tests: Debian's chromium driven by Playwright against `streamlit run app.py`.
+
+One server per module (its own run store, the session's `shapes` data); the tests run in file
+order and the later ones use what the earlier ones trained: Train -> GAP maps -> Compare.
+Screenshots of every page land in test-artifacts/ (FAILED-<test>.png on a failure).
+"""
 import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,12 +16,27 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed (.ci/run installs it)"),
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-PAGES = [("build", "Build a NiN variant")]
+LIVE_S = 120_000   # ms: a worker start plus a tiny run, with room for a loaded CI machine
+
+# The page heading each url path shows (pages/common.py PAGES lists the paths).
+HEADINGS = {"build": "Build a NiN variant", "train": "Train", "maps": "GAP feature maps",
+            "ablation": "Ablations", "compare": "Compare runs"}
+# Curve points drawn in the Train page's live chart (every trace of the plotly figure).
+CURVE_POINTS = """() => {
+  const plot = document.querySelector('.st-key-curves .js-plotly-plot');
+  return plot && plot.data ? plot.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0) : -1;
+}"""
+state = {}   # what earlier tests made: {"run": id of the Train test's run}
+
+
+def page_paths() -> list[str]:
+    from pages.common import PAGES
+    return [url for *_, url in PAGES]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with streamlit_server(tmp_path_factory.mktemp("e2e")) as url:
+def server(tmp_path_factory, shapes_root):
+    with streamlit_server(tmp_path_factory.mktemp("e2e"), data=shapes_root) as url:
         yield url
 
 
@@ -42,17 +61,46 @@ def page(browser, request):
     ctx.close()
 
 
-@pytest.mark.parametrize("path, heading", PAGES)
-def test_every_page_loads_without_exception(server, page, path, heading):
+def screenshot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its own container, so `full_page` alone stops
+    at the viewport; grow the viewport to the content's height for the picture."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("""() => Math.max(...['stMain', 'stAppViewContainer'].map(
+        id => document.querySelector(`[data-testid='${id}']`)?.scrollHeight || 0))""")
+    if height > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": min(height, 8000)})
+        page.wait_for_timeout(500)   # let plotly redraw at the new size
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def no_exception(page) -> None:
+    from playwright.sync_api import expect
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+
+
+def set_number(page, key: str, value: int) -> None:
+    """Type into a number_input (key with '.' as in the page, e.g. 't.subset') and commit it."""
+    box = page.locator(f".st-key-{re.sub(r'[^A-Za-z0-9_-]', '-', key)} input")
+    box.fill(str(value))
+    box.press("Enter")
+    wait_for_app(page)
+
+
+@pytest.mark.parametrize("path", page_paths())
+def test_every_page_loads_without_exception(server, page, path):
     from playwright.sync_api import expect
     page.goto(f"{server}/{path}")
     wait_for_app(page)
-    expect(page.get_by_text(heading).first).to_be_visible(timeout=30_000)
+    heading = page.get_by_test_id("stMain").locator("h1").first
+    expect(heading).to_be_visible(timeout=30_000)
+    if path in HEADINGS:
+        expect(heading).to_contain_text(HEADINGS[path])
     # app.py's frame is there (a fresh server's first deep link once skipped it)
     expect(page.get_by_test_id("stSidebar").get_by_text("NiN Explorer")).to_be_visible()
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"page-{path}.png"), full_page=True)
+    no_exception(page)
+    screenshot(page, f"page-{path}")
 
 
 def test_build_slider_updates_table_and_url(server, page):
@@ -69,7 +117,124 @@ def test_build_slider_updates_table_and_url(server, page):
     wait_for_app(page)
     expect(page).to_have_url(re.compile(r"spec="), timeout=30_000)
     expect(page.get_by_test_id("stSlider").first).to_contain_text("232")
+    expect(page.get_by_text("input 1 x 232 x 232").first).to_be_visible()  # caption over the table
     page.get_by_role("tab", name="Diagram").click()
     expect(page.locator(".st-key-diagram .main-svg").first).to_be_attached(timeout=30_000)
-    expect(page.get_by_test_id("stException")).to_have_count(0)
-    page.screenshot(path=str(ARTIFACTS / "build-diagram.png"), full_page=True)
+    no_exception(page)
+    screenshot(page, "build-diagram")
+
+
+def test_train_run_curve_grows_and_completes(server, page):
+    """A `tiny` run on 3,000 `shapes` images for 2 epochs, watched live through the fragment."""
+    from playwright.sync_api import expect
+    page.goto(f"{server}/train")
+    wait_for_app(page)
+    set_number(page, "t.subset", 3000)
+    set_number(page, "t.epochs", 2)
+    batch = page.locator(".st-key-t-batch_size input[type='range']")
+    batch.focus()
+    batch.press("ArrowLeft")   # 128 -> 64 -> 32: more points on the live curve
+    batch.press("ArrowLeft")
+    wait_for_app(page)
+    expect(page.locator(".st-key-t-batch_size")).to_contain_text("32")
+    page.locator(".st-key-t-launch button").click()
+
+    progress = page.get_by_test_id("stProgress").first
+    expect(progress).to_contain_text(re.compile(r"#\d+ running · epoch"), timeout=LIVE_S)
+    run_id = int(re.search(r"#(\d+)", progress.inner_text()).group(1))
+    state["run"] = run_id
+    assert f"run={run_id}" in page.url
+    page.wait_for_function(f"({CURVE_POINTS})() > 0", timeout=30_000)
+    while_running = page.evaluate(CURVE_POINTS)
+    expect(progress).to_contain_text(f"#{run_id} completed", timeout=LIVE_S)
+    page.wait_for_function(f"({CURVE_POINTS})() > {while_running}", timeout=30_000)  # it grew
+    # the fragment's st.rerun() on finishing redraws the whole page: the Stop button goes.
+    # (The run picker's label keeps saying "running" until a reload: Streamlit redraws a
+    # selectbox's text only when its value changes, streamlit/streamlit PR #13788.)
+    expect(page.locator(".st-key-t-stop")).to_have_count(0, timeout=30_000)
+    best = page.get_by_test_id("stMetric").filter(has_text="Best test accuracy")
+    expect(best.get_by_test_id("stMetricValue")).to_contain_text("%")
+    no_exception(page)
+    screenshot(page, "train-run-completed")
+
+
+def test_gap_maps_of_that_run_render(server, page):
+    from playwright.sync_api import expect
+    run_id = state.get("run")
+    if run_id is None:
+        pytest.skip("needs the run trained by test_train_run_curve_grows_and_completes")
+    page.goto(f"{server}/maps?run={run_id}")
+    wait_for_app(page)
+    expect(page.locator(".st-key-maps_run input")).to_have_value(re.compile(f"^#{run_id} "),
+                                                              timeout=30_000)
+    expect(page.locator(".st-key-class_maps .main-svg").first).to_be_attached(timeout=60_000)
+    expect(page.locator(".st-key-logits .main-svg").first).to_be_attached(timeout=30_000)
+    expect(page.get_by_text("predicted:")).to_be_visible()
+    no_exception(page)
+    screenshot(page, "maps-run")
+    # a hostile run id in the link falls back to a run of the store
+    page.goto(f"{server}/maps?run=..%2F..%2Fetc")
+    wait_for_app(page)
+    expect(page.locator(".st-key-class_maps .main-svg").first).to_be_attached(timeout=60_000)
+    no_exception(page)
+
+
+def test_two_variant_ablation_finishes(server, page):
+    """Custom tab: 1 epoch on 512 images, '1x1 convs per block' in {0, 1}."""
+    from playwright.sync_api import expect
+    page.goto(f"{server}/ablation")
+    wait_for_app(page)
+    page.get_by_role("tab", name="Your own ablation").click()
+    set_number(page, "a.epochs", 1)
+    set_number(page, "a.subset", 512)
+    values = page.locator(".st-key-a-values-n_extra_1x1")
+    values.locator("button[aria-label='Remove 2']:visible").click()
+    wait_for_app(page)
+    expect(page.get_by_text("2 runs (cap")).to_be_visible(timeout=30_000)
+    page.locator(".st-key-a-queue button").click()
+    expect(page.get_by_test_id("stProgress").first).to_contain_text("2 of 2 runs finished",
+                                                                     timeout=2 * LIVE_S)
+    expect(page.locator(".st-key-ablation_curves .main-svg").first).to_be_attached(timeout=30_000)
+    no_exception(page)
+    screenshot(page, "ablation-finished")
+
+
+def test_compare_overlays_the_runs(server, page):
+    from playwright.sync_api import expect
+    page.goto(f"{server}/compare")
+    wait_for_app(page)
+    expect(page.locator(".st-key-cmp_curves .main-svg").first).to_be_attached(timeout=30_000)
+    no_exception(page)
+    screenshot(page, "compare-runs")
+
+
+def test_other_host_names_get_no_session_unless_allowed(server, browser, tmp_path):
+    """DNS rebinding: a page of rebind.test that resolves to 127.0.0.1 reaches the server with
+    Host: rebind.test. config.toml's allowedHosts refuses its websocket; the README's classroom
+    flag `--server.allowedHosts '*'` lets it in."""
+    from playwright.sync_api import expect
+
+    rebinding = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[
+        *CHROMIUM_ARGS, "--host-resolver-rules=MAP rebind.test 127.0.0.1"])
+
+    def visit(url: str, connects: bool) -> None:
+        page = rebinding.new_page()
+        with page.expect_websocket(timeout=30_000) as opened:
+            page.goto(f"http://rebind.test:{url.rsplit(':', 1)[1]}/")
+        if connects:
+            wait_for_app(page)
+            expect(page.get_by_test_id("stMain").locator("h1")).to_have_text(
+                HEADINGS["build"], timeout=30_000)
+        else:
+            opened.value.wait_for_event("socketerror", timeout=30_000)  # refused at handshake
+            expect(page.get_by_test_id("stApp")).not_to_have_attribute(
+                "data-test-connection-state", "CONNECTED")
+            expect(page.get_by_test_id("stMain").locator("h1")).to_have_count(0)
+        page.close()
+
+    try:
+        visit(server, connects=False)
+        with streamlit_server(tmp_path, extra_args=("--server.allowedHosts", "*")) as url:
+            visit(url, connects=True)
+    finally:
+        rebinding.close()
