@@ -60,6 +60,10 @@ def start() -> Group | None:
 def stop() -> None:
     """Leave the process group (a no-op when there is none)."""
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()  # leave together: a rank tearing down gloo alone can abort the other
+        except RuntimeError:
+            pass  # a rank has already gone; nothing to wait for
         dist.destroy_process_group()
 
 

@@ -261,4 +261,9 @@ def _main_rank(args, group: distributed.Group | None, gate: distributed.Gate,
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if distributed.launched():  # see nin_explorer/__main__.py: skip gloo's exit-time aborts
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

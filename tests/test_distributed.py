@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from nin_explorer import distributed
 from nin_explorer.build import build_model, init_xavier
 from nin_explorer.data import load_dataset
@@ -31,16 +31,6 @@ def torchrun_cli(*args, data_root, timeout=120):
     env = {**os.environ, "NIN_EXPLORER_DATA": str(data_root), "OMP_WAIT_POLICY": "PASSIVE"}
     return subprocess.run([*TORCHRUN, "-m", "nin_explorer", "train", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from nin_explorer import train as train_module
 from nin_explorer.jobs import RECONCILE_EVERY_S, JobManager
 from nin_explorer.maps import load_checkpoint
@@ -31,16 +31,6 @@ def config(**changes) -> TrainConfig:
     return TrainConfig.from_dict({"dataset": "shapes", "recipe": "modern", "epochs": 1,
                                   "batch_size": 64, "max_train_examples": 256,
                                   "max_test_examples": 256, "eval_every": 2, **changes})
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def status(store: RunStore, run_id: int) -> str:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 from nin_explorer.jobs import JobManager
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec, SpecError
@@ -29,16 +29,6 @@ def config(**changes) -> TrainConfig:
     return TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "batch_size": 64,
                                   "max_train_examples": 256, "max_test_examples": 256,
                                   "eval_every": 2, **changes})
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def finished(jm, run_id):
