@@ -27,19 +27,19 @@ def measure(spec, batch: int, precision: str, optimizer: str) -> tuple[int, int]
     x = torch.rand(batch, spec.in_channels, spec.input_size, spec.input_size, device=dev)
     y = torch.randint(0, spec.num_classes, (batch,), device=dev)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
-    for _ in range(3):  # optimiser state and autocast caches exist after the first steps
+
+    def step():
         with autocast:
             loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+
+    for _ in range(3):  # optimiser state and autocast caches exist after the first steps
+        step()
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    with autocast:
-        loss = F.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
+    step()
     torch.cuda.synchronize()
     train_peak = torch.cuda.max_memory_allocated()
     del opt
