@@ -17,6 +17,7 @@ from torch import nn
 
 from .build import build_model
 from .spec import NetSpec, SpecError
+from .train import to_input  # the same scaling and resizing as in training
 
 MAX_UPLOAD_BYTES = 16 * 2**20
 MAX_IMAGE_PIXELS = 4096 * 4096
@@ -113,14 +114,6 @@ def image_from_upload(data: bytes, channels: int, size: int) -> torch.Tensor:
     im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
     t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
     return t.view(size, size, channels).permute(2, 0, 1).contiguous()  # (C, H, W)
-
-
-def to_input(images: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 (B, C, H, W) -> float in [0, 1] at the network's input size, as in training."""
-    x = images.float().div(255)
-    if x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    return x
 
 
 # --- one batch: maps, logits, identity ---

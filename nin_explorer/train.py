@@ -369,7 +369,7 @@ def _peak_memory(device: torch.device) -> int | None:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB on Linux
 
 
-def _to_input(images: torch.Tensor, size: int, channels_last: bool) -> torch.Tensor:
+def to_input(images: torch.Tensor, size: int, channels_last: bool = False) -> torch.Tensor:
     """uint8 images on the device -> floats in [0, 1] at the size the network takes."""
     x = images.float().div_(255)                                   # (B, C, H, W)
     if x.shape[-2:] != (size, size):
@@ -435,7 +435,7 @@ def _evaluate(model, images, labels, batch_size, size, channels_last, autocast,
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             end = start + batch_size
-            x, y = _to_input(images[start:end], size, channels_last), labels[start:end]
+            x, y = to_input(images[start:end], size, channels_last), labels[start:end]
             with autocast():
                 logits = model(x).float()                          # (B, n_classes)
             sums[0] += F.cross_entropy(logits, y, reduction="sum")
@@ -618,7 +618,7 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
             for g in optimizer.param_groups:
                 g["lr"] = lr
             idx = perm[i * batch_size:(i + 1) * batch_size][mine]
-            x, y = _to_input(x_train[idx], size, channels_last), y_train[idx]
+            x, y = to_input(x_train[idx], size, channels_last), y_train[idx]
             if graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             with autocast():
