@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 PORT   ?= 8501
 ARGS   ?=
 
-.PHONY: run test test-fast bench bench-train bench-data bench-gpu venv clean
+.PHONY: run test test-fast test-core bench bench-train bench-data bench-gpu venv clean
 
 venv: $(STAMP)
 
@@ -37,10 +37,19 @@ bench-train: venv
 bench-data: venv
 	$(PY) bench/data_shapes.py --nin
 
-# On a CUDA machine with its own python3 + torch (no venv needed).
+# On a CUDA machine with its own python3 + torch + torchvision (no venv, streamlit or plotly).
 bench-gpu:
-	PYTHONPATH=. python3 bench/train_gpu.py
+	PYTHONPATH=. python3 bench/train_gpu.py --all --json gpu.json
 	PYTHONPATH=. python3 bench/memory_gpu.py
+	PYTHONPATH=. python3 bench/runs_at_once.py --at-once 1,2,4 --runs 8 --examples 60000
+
+# The core's tests with that machine's python3 (they need pytest, not pytest-timeout); the
+# CUDA tests in them run there instead of being skipped.
+CORE_TESTS = tests/test_train.py tests/test_summary.py tests/test_spec.py tests/test_data.py \
+	tests/test_distributed.py tests/test_maps.py tests/test_ablation.py tests/test_store.py \
+	tests/test_worker.py tests/test_cli_train.py tests/test_cli.py tests/test_bench.py
+test-core:
+	PYTHONPATH=. python3 -m pytest -o addopts=-ra $(CORE_TESTS)
 
 clean:
 	rm -rf $(VENV)

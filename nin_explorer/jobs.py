@@ -30,6 +30,15 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECONCILE_EVERY_S = 5.0
 LOG_TAIL_CHARS = 2000
+MAX_AT_ONCE = 16
+
+
+def default_at_once() -> int:
+    """Runs at once when nobody chose: 2 on a CPU with two or more cores (a queue of four `tiny`
+    runs finished 1.6x sooner on a 2-core machine, each run on one core, see bench/runs_at_once.py
+    and docs/BENCHMARKS.md); 1 with CUDA, where one run at a time goes to torchrun over several
+    GPUs and whether small runs gain from sharing one GPU is not measured yet."""
+    return 2 if not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
 
 
 @dataclass
@@ -64,21 +73,26 @@ class JobManager:
 
     With max_concurrent=1 on a machine with more than one CUDA GPU, a run on device auto or cuda
     starts under torchrun with one process per GPU (`worker_command`). With max_concurrent>1 each
-    run is a plain worker: small variants then share the first GPU, several at once.
+    run is a plain worker: small variants then share the first GPU, several at once, and with
+    split_threads each worker gets an equal share of the CPU cores (OMP_NUM_THREADS) instead of
+    all of them (bench/runs_at_once.py measures both).
 
     A daemon thread polls the children every `poll_s`: it records a worker that died without an
     outcome, escalates stops, and starts the next queued run. Every method is thread-safe.
     """
 
     def __init__(self, home: str | os.PathLike | None = None, max_concurrent: int = 1,
-                 poll_s: float = 0.25, term_after_s: float = 1.0, kill_after_s: float = 10.0):
+                 poll_s: float = 0.25, term_after_s: float = 1.0, kill_after_s: float = 10.0,
+                 split_threads: bool = True):
         self.store = RunStore(home)
         self.home = self.store.home
         self.max_concurrent = max_concurrent
+        self.split_threads = split_threads
         self.poll_s, self.term_after_s, self.kill_after_s = poll_s, term_after_s, kill_after_s
         self._lock = threading.RLock()
         self._children: dict[int, subprocess.Popen] = {}
         self._stops: dict[int, _Stop] = {}
+        self._gpu_of: dict[int, int] = {}      # run id -> GPU index, with several at once
         self._closed = threading.Event()
         self._last_reconcile = 0.0
         self.store.reconcile_stale()
@@ -109,6 +123,15 @@ class JobManager:
                 self._stops.setdefault(run_id, _Stop(run["pid"], run["pid_start"],
                                                      time.monotonic()))
         return status
+
+    def set_max_concurrent(self, n: int) -> None:
+        """How many runs may train at once from now on (1 to MAX_AT_ONCE); more start at once
+        if the queue has them. Runs already training are left alone when it goes down."""
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_AT_ONCE:
+            raise ValueError(f"Runs at once must be a whole number from 1 to {MAX_AT_ONCE}.")
+        with self._lock:
+            self.max_concurrent = n
+        self._start_queued()
 
     def running(self) -> list[int]:
         """Ids of the runs whose worker this manager started and that are still alive."""
@@ -168,17 +191,42 @@ class JobManager:
                     f"--nproc_per_node={gpus}", *worker]
         return [sys.executable, *worker]
 
+    def worker_env(self, run: dict | None = None, sharing: int | None = None) -> dict[str, str]:
+        """The worker's environment. With several runs at once, each gets its share of the cores
+        (unless OMP_NUM_THREADS is already set): shared by `sharing` runs (running and queued,
+        at most max_concurrent; default max_concurrent), so a run alone keeps every core. On a
+        machine with several GPUs each also gets the GPU that the fewest of this manager's
+        running workers use (CUDA_VISIBLE_DEVICES)."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.max_concurrent == 1:
+            return env
+        sharing = min(self.max_concurrent, sharing or self.max_concurrent)
+        if self.split_threads and sharing > 1 and "OMP_NUM_THREADS" not in env:
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // sharing))
+        gpus = torch.cuda.device_count()
+        if run is not None and gpus > 1 and run["config"].get("device", "auto") in ("auto", "cuda"):
+            visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+            visible = visible[:gpus] if len(visible) >= gpus else [str(i) for i in range(gpus)]
+            with self._lock:
+                load = [sum(g == i for r, g in self._gpu_of.items() if r in self._children)
+                        for i in range(gpus)]
+                choice = load.index(min(load))
+                self._gpu_of[run["id"]] = choice
+            env["CUDA_VISIBLE_DEVICES"] = visible[choice]
+        return env
+
     def _spawn(self, run: dict) -> None:
         run_id = run["id"]
         log_path = self.store.log_path(run_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = self.worker_command(run)
+        sharing = len(self.store.list_runs(("queued", "running"))) if self.max_concurrent > 1 else 1
         try:
             with open(log_path, "ab") as log_file:
                 proc = subprocess.Popen(
                     cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log_file,
                     stderr=subprocess.STDOUT, start_new_session=True,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                    env=self.worker_env(run, sharing))
         except OSError as e:
             self.store.set_status(run_id, "failed", error=f"Could not start the worker: {e}",
                                   expect=("running",))
@@ -192,6 +240,7 @@ class JobManager:
             if code is None:
                 continue
             del self._children[run_id]
+            self._gpu_of.pop(run_id, None)
             stop = self._stops.pop(run_id, None)
             self._record_exit(run_id, code, stop)
 

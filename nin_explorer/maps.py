@@ -17,14 +17,12 @@ from torch import nn
 
 from .build import build_model
 from .spec import NetSpec, SpecError
+from .store import CheckpointError  # noqa: F401 (pages catch it from here)
+from .store import load_checkpoint as read_checkpoint
 from .train import to_input  # the same scaling and resizing as in training
 
 MAX_UPLOAD_BYTES = 16 * 2**20
 MAX_IMAGE_PIXELS = 4096 * 4096
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used; the message says why."""
 
 
 class ImageError(ValueError):
@@ -43,33 +41,9 @@ class Checkpoint:
 # --- loading ---
 
 def load_checkpoint(source) -> Checkpoint:
-    """A path or bytes of a checkpoint written by the trainer, loaded without unpickling code."""
-    try:
-        if isinstance(source, (bytes, bytearray)):
-            head, f = bytes(source[:4]), io.BytesIO(source)
-        else:
-            with open(source, "rb") as fh:
-                head, f = fh.read(4), source
-        if head != b"PK\x03\x04":  # torch.save writes a zip archive
-            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
-                                  "empty, truncated, or another kind of file).")
-        state = torch.load(f, map_location="cpu", weights_only=True)
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError("The checkpoint file is missing (the run may not have finished an epoch).") from None
-    except pickle.UnpicklingError as e:  # weights_only refuses anything but tensors and plain values
-        if "Weights only load failed" not in str(e):
-            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
-                                  "corrupted).") from None
-        raise CheckpointError("That checkpoint holds objects other than tensors and plain values, "
-                              "so it is refused unread (only weights-only checkpoints are loaded).") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError("That file is not a complete PyTorch checkpoint "
-                              f"(it may be truncated or corrupted: {str(e)[:80]}).") from None
-    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
-        raise CheckpointError("That file is a PyTorch file but not a NiN Explorer checkpoint "
-                              "(it needs 'model' weights and a 'spec').")
+    """A path or bytes of a checkpoint written by the trainer, with its model built and loaded
+    (CheckpointError when the file or its weights cannot be used)."""
+    state = read_checkpoint(source)
     try:
         spec = NetSpec.from_dict(state["spec"])
         model = build_model(spec)

@@ -378,20 +378,44 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """A checkpoint's dict (tensors on the CPU); StoreError when it is missing or unreadable."""
+class CheckpointError(StoreError):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+def load_checkpoint(source) -> dict:
+    """A checkpoint's dict (tensors on the CPU) from a path or bytes, loaded weights-only (no
+    unpickling of code); CheckpointError, with a sentence, when it is missing or unusable."""
+    import io
     import pickle
 
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(source, (bytes, bytearray)):
+            head, f = bytes(source[:4]), io.BytesIO(source)
+        else:
+            with open(source, "rb") as fh:
+                head, f = fh.read(4), source
+        if head != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
+                                  "empty, truncated, or another kind of file).")
+        state = torch.load(f, map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
     except FileNotFoundError:
-        raise StoreError(f"There is no checkpoint at {path} yet; it appears after the first "
-                         "epoch.") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as e:
-        raise StoreError(f"The checkpoint {path} cannot be read ({type(e).__name__}); "
-                         "it may be from another version.") from None
+        raise CheckpointError("The checkpoint file is missing (the run may not have finished "
+                              "an epoch).") from None
+    except pickle.UnpicklingError as e:  # weights_only refuses anything but tensors and values
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
+                                  "corrupted).") from None
+        raise CheckpointError("That checkpoint holds objects other than tensors and plain "
+                              "values, so it is refused unread (only weights-only checkpoints "
+                              "are loaded).") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError("That file is not a complete PyTorch checkpoint "
+                              f"(it may be truncated or corrupted: {str(e)[:80]}).") from None
     if not isinstance(state, dict) or "model" not in state or "spec" not in state:
-        raise StoreError(f"{path} is not a NiN Explorer checkpoint.")
+        raise CheckpointError("That file is a PyTorch file but not a NiN Explorer checkpoint "
+                              "(it needs 'model' weights and a 'spec').")
     return state

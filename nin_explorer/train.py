@@ -432,7 +432,7 @@ def _evaluate(model, images, labels, batch_size, size, channels_last, autocast,
     sums = torch.zeros(3, device=images.device)                   # loss sum, correct, examples
     sums[2] = len(images)
     last_poll = time.perf_counter()
-    with torch.inference_mode():
+    with torch.no_grad():  # not inference_mode: the compiled (CUDA-graph) model trains too
         for start in range(0, len(images), batch_size):
             end = start + batch_size
             x, y = to_input(images[start:end], size, channels_last), labels[start:end]
@@ -551,7 +551,7 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
     train_time = 0.0                              # seconds spent in training steps
     clock_s = 0.0                                 # rank 0's seconds since t_start at the last sync
     budget_hit = False
-    last_sync = last_point = time.perf_counter()
+    last_sync = last_point = last_read = time.perf_counter()
     status, reason = "completed", f"Trained for {cfg.epochs} epoch(s)."
     best_acc = final_acc = final_test_loss = train_loss = train_acc = None
 
@@ -573,7 +573,7 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
         Under torchrun every rank calls it at the same steps: one all-reduce carries the points,
         the stop votes and rank 0's clock, so all ranks reach the same verdict.
         """
-        nonlocal last_sync, clock_s, budget_hit
+        nonlocal last_sync, last_read, clock_s, budget_hit
         last_sync = time.perf_counter()
         verdict = None
         windows = torch.stack([p[2] for p in pending]) if pending else window.new_zeros(0, 3)
@@ -585,6 +585,12 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
             budget_hit = budget_hit or bool(cfg.time_budget_s and clock_s >= cfg.time_budget_s)
         else:
             values = windows.tolist()
+        # On a GPU the host runs ahead of the kernels, so a point's host interval says little:
+        # every point of this read gets the rate over the time since the last read (both synced).
+        read_at = time.perf_counter()
+        span_rate = (sum(v[2] for v in values) / (read_at - last_read)
+                     if on_cuda and read_at > last_read else None)
+        last_read = read_at
         for (p_step, p_epoch, _, p_lr, dt, elapsed), (loss_sum, correct, count) in zip(pending,
                                                                                         values):
             if count == 0:
@@ -592,7 +598,8 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
             loss = loss_sum / count
             report({"kind": "step", "step": p_step, "epoch": round(p_epoch, 4),
                     "train_loss": loss, "train_acc": correct / count, "lr": p_lr,
-                    "examples_per_sec": count / dt if dt > 0 else None, "elapsed_s": elapsed})
+                    "examples_per_sec": span_rate or (count / dt if dt > 0 else None),
+                    "elapsed_s": elapsed})
             verdict = verdict or detector.update(loss)
         pending.clear()
         if verdict:
@@ -606,7 +613,7 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
         epoch += 1
         _reset_peak_memory(device)
         perm = torch.randperm(n, generator=shuffle).to(device)
-        t_epoch = last_point = time.perf_counter()  # examples/s leaves evaluation out
+        t_epoch = last_point = last_read = time.perf_counter()  # examples/s leaves evaluation out
         budget_hit = False
         for i in range(steps_per_epoch):
             # --- one step ---
@@ -633,6 +640,8 @@ def train(spec: NetSpec, cfg: TrainConfig, train_data, test_data, report: Report
                 window[1] += (logits.argmax(1) == y).sum()
                 window[2] += len(y)
             step += 1
+            if step == 1 and on_cuda:  # the first step's time is when it ran, not when it queued
+                torch.cuda.synchronize(device)
             if step % cfg.eval_every == 0:
                 take_point()
             if group:  # ranks sync at the same steps; their clocks differ

@@ -7,6 +7,7 @@ from nin_explorer import charts
 from nin_explorer.ablation import (EXERCISES, FACTORS, MAX_RUNS, WARN_RUNS, aggregate, expand,
                                    exercise_plan, setting_label, to_csv)
 from nin_explorer.data import DATASETS
+from nin_explorer.jobs import MAX_AT_ONCE
 from nin_explorer.plan import human_duration
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.summary import summarize
@@ -28,8 +29,29 @@ def queue(runs, title: str) -> str:
     return group
 
 
+AT_ONCE_HELP = (
+    "How many queued runs train side by side, for everyone using this server. A run alone "
+    "always gets every CPU core; with several at once each gets an equal share. Measured on a "
+    "2-core CPU: a queue of four `tiny` runs on `shapes` finished 1.6x sooner with two at once "
+    "(one core each) than one after the other; with two at once fighting over both cores it "
+    "gained nothing (docs/BENCHMARKS.md). Small variants do not fill a large GPU either, so "
+    "several at once may pay off there too, but that is not measured yet; with one at a time a "
+    "machine with several GPUs trains each run on all of them (torchrun).")
+
+
+def set_at_once() -> None:
+    jobs.set_max_concurrent(int(ss[A + "at_once"]))
+
+
 st.title("Ablations")
 device = resolve_device("auto").type
+ss[A + "at_once"] = jobs.max_concurrent            # another session may have changed it
+col, note = st.columns([1, 3], vertical_alignment="bottom")
+col.number_input("Runs at once", 1, MAX_AT_ONCE, key=A + "at_once", on_change=set_at_once,
+                 help=AT_ONCE_HELP)
+busy = [r["status"] for r in store.list_runs(("queued", "running"))]
+note.caption(f"Now: {busy.count('running')} running, {busy.count('queued')} queued (all pages "
+             "share one queue). A run alone gets every CPU core.")
 tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"])
 with tab_ex:
     st.caption("One click queues the experiment. " + (
@@ -43,7 +65,8 @@ with tab_ex:
             runs = expand(spec, cfg, factors, seeds)
             st.caption(f"{len(runs)} runs: " + "; ".join(
                 f"{FACTORS[k].title} in {v}" for k, v in factors.items())
-                + f", {seeds} seed(s), {cfg.epochs} epochs, recipe {cfg.recipe}.")
+                + f", {seeds} seed(s)" + ("" if "epochs" in factors else f", {cfg.epochs} epochs")
+                + f", recipe {cfg.recipe}.")
             if st.button("Start", key=A + "ex." + key):
                 queue(runs, ex.title.split(":")[0])
                 st.rerun()
@@ -129,7 +152,10 @@ def results(group: str, was_active: bool, metric: str):
     st.plotly_chart(charts.overlay_figure(series, metric, colours), key="ablation_curves",
                     width="stretch")
     table = aggregate(rows)
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
+    order = ["setting", "status", "runs", "best_test_acc", "best_test_acc_sd", "final_test_acc",
+             "final_test_acc_sd", "wall_s", "examples_per_sec", "params", "flops",
+             "train_memory_estimate_bytes", "peak_train_memory_bytes"]
+    st.dataframe(table, hide_index=True, width="stretch", column_order=order, column_config={
         "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),
         "best_test_acc_sd": st.column_config.NumberColumn("± sd", format="percent"),
         "final_test_acc": st.column_config.NumberColumn("final test acc", format="percent"),

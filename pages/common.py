@@ -84,12 +84,15 @@ def get_jobs():
 
 @st.cache_resource
 def _jobs(home: str):
-    """NIN_EXPLORER_MAX_CONCURRENT > 1 lets several small runs share a big GPU (issue 7)."""
+    """How many runs train at once: NIN_EXPLORER_MAX_CONCURRENT, else `default_at_once()`; the
+    Ablations page's "Runs at once" changes it while the app runs."""
     import os
 
-    from nin_explorer.jobs import JobManager
-    value = os.environ.get("NIN_EXPLORER_MAX_CONCURRENT", "1")
-    return JobManager(home, max_concurrent=max(1, int(value)) if value.isdecimal() and len(value) < 4 else 1)
+    from nin_explorer.jobs import MAX_AT_ONCE, JobManager, default_at_once
+    value = os.environ.get("NIN_EXPLORER_MAX_CONCURRENT", "")
+    at_once = (min(MAX_AT_ONCE, max(1, int(value))) if value.isdecimal() and len(value) < 4
+               else default_at_once())
+    return JobManager(home, max_concurrent=at_once)
 
 
 def get_store():

@@ -171,6 +171,34 @@ def test_worker_command_uses_torchrun_for_several_gpus(tmp_path, monkeypatch):
         jm.close()
 
 
+class _Running:
+    """Stands in for a worker's Popen that has not exited."""
+
+    def poll(self):
+        return None
+
+
+def test_several_runs_at_once_spread_over_the_gpus(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,6")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    jm = JobManager(tmp_path / "home", max_concurrent=3)
+    try:
+        def env_for(run_id, device="auto"):
+            env = jm.worker_env({"id": run_id, "config": config(device=device).to_dict()})
+            jm._children[run_id] = _Running()                # as _spawn records it
+            return env.get("CUDA_VISIBLE_DEVICES")
+
+        assert [env_for(1), env_for(2), env_for(3)] == ["4", "6", "4"]
+        del jm._children[2]                                   # the run on GPU 6 ended
+        assert env_for(4) == "6"
+        assert env_for(5, device="cpu") == "4,6"              # a CPU run is left as it was
+        assert jm.worker_env()["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 3))
+    finally:
+        jm._children.clear()
+        jm.close()
+
+
 def test_job_manager_stops_a_torchrun_run_and_leaves_no_process(two_gpu_manager):
     jm = two_gpu_manager
     run_id = jm.submit(TINY, config(epochs=100))

@@ -104,8 +104,9 @@ def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_the_queue_moves_on(home
 
 # --- the app restarted while a worker runs ---
 
-def test_restarted_app_adopts_a_live_worker_and_can_stop_it(home):
+def test_restarted_app_adopts_a_live_worker_and_can_stop_it(home, monkeypatch):
     path, before = home
+    monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", "1")  # the page's manager: one at a time too
     first = JobManager(path, poll_s=0.1)
     run_id = first.submit(TINY, config(**LONG))
     store = first.store

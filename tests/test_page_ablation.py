@@ -5,6 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
+from nin_explorer.store import RunStore
 
 
 @pytest.fixture
@@ -34,16 +35,22 @@ def test_custom_ablation_queues_and_finishes(data_env):
     at.multiselect(key="a.values.n_extra_1x1").set_value([0, 1]).run()
     assert not at.exception
     assert "2 runs" in " ".join(c.value for c in at.caption)
-    at.button(key="a.queue").click().run()
-    deadline = time.monotonic() + 240
-    while True:
-        text = at.get("progress")[0].proto.text
-        if text.startswith("2 of 2"):
-            break
-        assert time.monotonic() < deadline, text
-        time.sleep(2)
-        at.run()
+    at.number_input(key="a.at_once").set_value(2).run()        # both variants side by side
+    try:
+        at.button(key="a.queue").click().run()
+        deadline = time.monotonic() + 240
+        while True:
+            text = at.get("progress")[0].proto.text
+            if text.startswith("2 of 2"):
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(2)
+            at.run()
+    finally:
+        at.number_input(key="a.at_once").set_value(1).run()    # the manager is shared by tests
     assert not at.exception
+    runs = sorted(RunStore().list_runs(), key=lambda r: r["id"])[-2:]
+    assert runs[1]["started"] < runs[0]["ended"]                 # they overlapped
     table = at.dataframe[0].value
     assert len(table) == 2
     assert set(table["status"]) == {"1 completed"}

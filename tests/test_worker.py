@@ -60,6 +60,26 @@ def test_runs_queue_then_complete_with_metrics(manager):
     wait_for(lambda: manager.running() == [], 10, "the monitor to reap the workers")
 
 
+def test_raising_runs_at_once_starts_queued_runs_with_a_share_of_the_cores(manager,
+                                                                              monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    first = manager.submit(TINY, config(epochs=100), name="long")
+    second = manager.submit(TINY, config(), name="short")
+    assert manager.store.get_run(second)["status"] == "queued"
+    assert "OMP_NUM_THREADS" not in manager.worker_env()      # one at a time: every core
+    manager.set_max_concurrent(2)
+    assert manager.store.get_run(second)["status"] == "running"   # started at once
+    assert manager.worker_env()["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 2))
+    assert "OMP_NUM_THREADS" not in manager.worker_env(sharing=1)  # a run alone: every core
+    run = wait_for(lambda: finished(manager, second), 90, "the second run")
+    assert run["status"] == "completed", run
+    assert manager.store.get_run(first)["status"] == "running"    # both trained side by side
+    for bad in (0, 17, 1.5, True):
+        with pytest.raises(ValueError, match="from 1 to 16"):
+            manager.set_max_concurrent(bad)
+    manager.stop(first)
+
+
 def test_stop_is_honoured_within_two_seconds(manager):
     run_id = manager.submit(TINY, config(epochs=100, max_train_examples=None))
     wait_for(lambda: manager.store.metrics(run_id, "step"), 60, "training to start")
