@@ -114,6 +114,14 @@ def run_label(run: dict) -> str:
     return f"#{run['id']} {run.get('name') or run['spec']['name']} · {run['status']}{acc}"
 
 
+def run_title(run: dict) -> str:
+    """What never changes about a run: id, name, when it was queued. For pickers whose text
+    Streamlit does not redraw while their value stays the same (a status there would go stale)."""
+    import time
+    when = time.strftime("%d %b %H:%M", time.localtime(run["created"])) if run.get("created") else ""
+    return f"#{run['id']} {run.get('name') or run['spec']['name']}" + (f" · {when}" if when else "")
+
+
 def runs_table(runs: list[dict]) -> list[dict]:
     from nin_explorer.plan import human_duration
     return [{

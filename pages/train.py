@@ -10,7 +10,7 @@ from nin_explorer.presets import PRESETS
 from nin_explorer.train import (RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults,
                                 resolve_device)
 from pages.common import (current_spec, get_jobs, leave_pages_directory_mode, measured_rate,
-                          preset_choice, run_label, runs_table)
+                          preset_choice, run_title, runs_table)
 
 leave_pages_directory_mode()
 ss = st.session_state
@@ -113,7 +113,8 @@ ids = [r["id"] for r in runs]
 wanted = st.query_params.get("run", "")
 current = next((i for i in ids if str(i) == wanted), ids[0])  # no int(): '²'.isdigit() is True
 run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
-                      format_func=lambda i: run_label(next(r for r in runs if r["id"] == i)))
+                      format_func=lambda i: run_title(next(r for r in runs if r["id"] == i)),
+                      help="Its status and progress are in the line below.")
 st.query_params["run"] = str(run_id)
 active = store.get_run(run_id)["status"] in ("queued", "running")
 if active and st.button("Stop", key=T + "stop"):

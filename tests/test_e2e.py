@@ -150,9 +150,12 @@ def test_train_run_curve_grows_and_completes(server, page):
     expect(progress).to_contain_text(f"#{run_id} completed", timeout=LIVE_S)
     page.wait_for_function(f"({CURVE_POINTS})() > {while_running}", timeout=30_000)  # it grew
     # the fragment's st.rerun() on finishing redraws the whole page: the Stop button goes.
-    # (The run picker's label keeps saying "running" until a reload: Streamlit redraws a
-    # selectbox's text only when its value changes, streamlit/streamlit PR #13788.)
     expect(page.locator(".st-key-t-stop")).to_have_count(0, timeout=30_000)
+    # the run picker names the run without a status (Streamlit redraws a selectbox's text
+    # only when its value changes, streamlit/streamlit PR #13788, so a status there went stale)
+    picker = page.locator(".st-key-t-open input[role='combobox']")
+    expect(picker).to_have_value(re.compile(rf"^#{run_id} "))
+    assert "running" not in picker.input_value()
     best = page.get_by_test_id("stMetric").filter(has_text="Best test accuracy")
     expect(best.get_by_test_id("stMetricValue")).to_contain_text("%")
     no_exception(page)
