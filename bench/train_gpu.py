@@ -242,9 +242,7 @@ def main() -> int:
     p.add_argument("--json", metavar="FILE", help="also write the rows here (after each row)")
     p.add_argument("--ten-epochs-with", metavar="FIELDS", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.ten_epochs_with:  # the child process of ten_epochs_fresh: one JSON line out
-        if args.smoke:
-            args.batch_size, args.input_size = 8, 96
+    if args.ten_epochs_with:  # the child process of ten_epochs_fresh (sizes come as flags)
         result = ten_epochs(json.loads(args.ten_epochs_with), args, torch.device(args.device))
         print(json.dumps(result))
         return 0
@@ -323,7 +321,7 @@ def main() -> int:
     for f in failed:
         print(f"| {f['variant']}: FAILED, {f['error'].splitlines()[0][:150]} | | | | | |")
     if skipped:
-        why = (f"they need CUDA, or take minutes to compile on a CPU" if device.type != "cuda"
+        why = ("they need CUDA, or take minutes to compile on a CPU" if device.type != "cuda"
                else no_compiler)
         print(f"\nSkipped on {device.type} ({why}): {', '.join(skipped)}.")
     if ten:

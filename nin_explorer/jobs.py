@@ -34,10 +34,14 @@ MAX_AT_ONCE = 16
 
 
 def default_at_once() -> int:
-    """Runs at once when nobody chose: 2 on a CPU with two or more cores (a queue of four `tiny`
-    runs finished 1.6x sooner on a 2-core machine, each run on one core, see bench/runs_at_once.py
-    and docs/BENCHMARKS.md); 1 with CUDA, where one run at a time goes to torchrun over several
-    GPUs and whether small runs gain from sharing one GPU is not measured yet."""
+    """Runs at once at start-up: NIN_EXPLORER_MAX_CONCURRENT when it is a whole number (held to
+    1..MAX_AT_ONCE), else 2 on a CPU with two or more cores (a queue of four `tiny` runs finished
+    1.6x sooner on a 2-core machine, each run on one core, see bench/runs_at_once.py and
+    docs/BENCHMARKS.md), else 1: with CUDA one run at a time goes to torchrun over several GPUs,
+    and whether small runs gain from sharing one GPU is not measured yet."""
+    value = os.environ.get("NIN_EXPLORER_MAX_CONCURRENT", "")
+    if value.isdecimal() and len(value) < 4:   # a whole number; anything else is ignored
+        return min(MAX_AT_ONCE, max(1, int(value)))
     return 2 if not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
 
 

@@ -84,15 +84,10 @@ def get_jobs():
 
 @st.cache_resource
 def _jobs(home: str):
-    """How many runs train at once: NIN_EXPLORER_MAX_CONCURRENT, else `default_at_once()`; the
-    Ablations page's "Runs at once" changes it while the app runs."""
-    import os
-
-    from nin_explorer.jobs import MAX_AT_ONCE, JobManager, default_at_once
-    value = os.environ.get("NIN_EXPLORER_MAX_CONCURRENT", "")
-    at_once = (min(MAX_AT_ONCE, max(1, int(value))) if value.isdecimal() and len(value) < 4
-               else default_at_once())
-    return JobManager(home, max_concurrent=at_once)
+    """Runs at once start as `default_at_once()` says; the Ablations page's "Runs at once"
+    changes it while the app runs."""
+    from nin_explorer.jobs import JobManager, default_at_once
+    return JobManager(home, max_concurrent=default_at_once())
 
 
 def get_store():
@@ -109,9 +104,13 @@ def measured_rate(store, spec: NetSpec, device: str) -> float | None:
     return None
 
 
+def run_name(run: dict) -> str:
+    return f"#{run['id']} {run.get('name') or run['spec']['name']}"
+
+
 def run_label(run: dict) -> str:
     acc = f" · best {run['best_test_acc']:.1%}" if run.get("best_test_acc") is not None else ""
-    return f"#{run['id']} {run.get('name') or run['spec']['name']} · {run['status']}{acc}"
+    return f"{run_name(run)} · {run['status']}{acc}"
 
 
 def run_title(run: dict) -> str:
@@ -119,7 +118,7 @@ def run_title(run: dict) -> str:
     Streamlit does not redraw while their value stays the same (a status there would go stale)."""
     import time
     when = time.strftime("%d %b %H:%M", time.localtime(run["created"])) if run.get("created") else ""
-    return f"#{run['id']} {run.get('name') or run['spec']['name']}" + (f" · {when}" if when else "")
+    return run_name(run) + (f" · {when}" if when else "")
 
 
 def runs_table(runs: list[dict]) -> list[dict]:

@@ -6,9 +6,10 @@ import sys
 import time
 
 import pytest
+import torch
 
 from conftest import ROOT, wait_for
-from nin_explorer.jobs import JobManager
+from nin_explorer.jobs import JobManager, default_at_once
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.store import RunStore, load_checkpoint
@@ -58,6 +59,21 @@ def test_runs_queue_then_complete_with_metrics(manager):
     state = load_checkpoint(run["checkpoint"])
     assert state["epoch"] == 2 and NetSpec.from_dict(state["spec"]).blocks[0].batch_norm
     wait_for(lambda: manager.running() == [], 10, "the monitor to reap the workers")
+
+
+def test_runs_at_once_at_start_up_come_from_the_environment_or_the_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for value, expected in (("3", 3), ("0", 1), ("999", 16), ("16", 16)):
+        monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", value)
+        assert default_at_once() == expected, value
+    cpu_default = 2 if os.cpu_count() >= 2 else 1
+    for garbage in ("", " 4 ", "x", "-2", "1.5", "²", "1" * 5000, "2; rm -rf /"):
+        monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", garbage)
+        assert default_at_once() == cpu_default, garbage
+    monkeypatch.delenv("NIN_EXPLORER_MAX_CONCURRENT")
+    assert default_at_once() == cpu_default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_at_once() == 1                   # with CUDA: torchrun over the GPUs
 
 
 def test_raising_runs_at_once_starts_queued_runs_with_a_share_of_the_cores(manager,
