@@ -12,7 +12,7 @@ import zipfile
 from .store import CheckpointError
 
 MAX_UPLOAD_PARAMS = 50_000_000   # an upload's network, counted from its spec before building
-MAX_PICKLE_BYTES = 2**20         # the archive's object table; a trainer's checkpoint has ~3 kB
+MAX_PICKLE_BYTES = 256 * 2**10   # the object table: 3 kB for d2l, 38 kB for GoogLeNet with BN
 MAX_PICKLE_NODES = 200_000       # objects with shared references expanded, as repr/hash walk them
 MAX_PICKLE_DEPTH = 32            # nesting; a trainer's checkpoint nests 6 deep
 MAX_ARCHIVE_ENTRIES = 4096       # one per tensor, plus a few
@@ -48,7 +48,7 @@ def check_archive(data: bytes) -> None:
             if tables[0].file_size > MAX_PICKLE_BYTES:
                 raise CheckpointError(f"That checkpoint's object table is {tables[0].file_size:,} "
                                       f"bytes; at most {MAX_PICKLE_BYTES:,} are read (a trainer's "
-                                      "checkpoint has a few thousand).")
+                                      "checkpoint has 3,000 to 40,000).")
             table = archive.read(tables[0])
     except CheckpointError:
         raise
@@ -68,14 +68,12 @@ class _Node:
         self.size, self.depth, self.shared = size, depth, False
 
 
-def _container(children) -> _Node:
-    return _Node(1 + sum(c.size for c in children), 1 + max((c.depth for c in children), default=0))
-
-
-_LEAVES = {"NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET",
-           "BININT", "BININT1", "BININT2", "BINFLOAT", "BINUNICODE", "SHORT_BINSTRING", "LONG1",
-           "GLOBAL"}
+_SCALAR = _Node()  # every immutable leaf (number, text, None, global, ()): never filled
+_SCALARS = {"NONE", "NEWFALSE", "NEWTRUE", "EMPTY_TUPLE", "BININT", "BININT1", "BININT2",
+            "BINFLOAT", "BINUNICODE", "SHORT_BINSTRING", "LONG1", "GLOBAL"}
+_EMPTIES = {"EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"}
 _FILLS = {"APPEND": 1, "SETITEM": 2, "BUILD": 1}
+_TUPLES = {"TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 
 
 def check_pickle(table: bytes) -> None:
@@ -89,7 +87,9 @@ def check_pickle(table: bytes) -> None:
     try:
         for op, arg, _ in pickletools.genops(table):
             name = op.name
-            if name in _LEAVES:
+            if name in _SCALARS:
+                stack.append(_SCALAR)
+            elif name in _EMPTIES:
                 stack.append(_Node())
             elif name == "MARK":
                 marks.append(stack)
@@ -97,46 +97,31 @@ def check_pickle(table: bytes) -> None:
             elif name == "TUPLE":
                 items, stack = stack, marks.pop()
                 stack.append(_container(items))
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
-                items = stack[-n:]
-                if len(items) != n:
-                    raise IndexError
-                stack[-n:] = [_container(items)]
+            elif name in _TUPLES:
+                items = _pop(stack, _TUPLES[name])
+                stack.append(_container(items))
             elif name in ("APPENDS", "SETITEMS"):
                 items, stack = stack, marks.pop()
                 _fill(stack[-1], items)
             elif name in _FILLS:
-                n = _FILLS[name]
-                items = stack[-n:]
-                if len(items) != n:
-                    raise IndexError
-                del stack[-n:]
+                items = _pop(stack, _FILLS[name])
                 _fill(stack[-1], items)
             elif name in ("REDUCE", "NEWOBJ"):    # f args -> f(*args); cls args -> a new cls
                 args = stack.pop()
                 stack[-1] = _container([args])
             elif name == "BINPERSID":             # a storage record: a leaf
-                stack[-1] = _Node()
+                stack[-1] = _SCALAR
             elif name in ("BINPUT", "LONG_BINPUT"):
                 memo[arg] = stack[-1]
             elif name in ("BINGET", "LONG_BINGET"):
                 node = memo[arg]
                 node.shared = True
                 stack.append(node)
-            elif name == "PROTO":
-                continue
             elif name == "STOP":
                 break
-            else:
+            elif name != "PROTO":
                 raise CheckpointError(f"That checkpoint uses the pickle instruction {name}, "
                                       "which weights-only loading does not accept; refused unread.")
-            top = stack[-1] if stack else None
-            if top is not None and (top.size > MAX_PICKLE_NODES or top.depth > MAX_PICKLE_DEPTH):
-                raise CheckpointError(
-                    "That checkpoint holds a structure nested too deep or repeating shared parts "
-                    f"(over {MAX_PICKLE_NODES:,} objects once expanded, or {MAX_PICKLE_DEPTH} "
-                    "levels); it is refused unread.")
     except CheckpointError:
         raise
     except (IndexError, KeyError, ValueError):
@@ -144,13 +129,38 @@ def check_pickle(table: bytes) -> None:
                               "is corrupted).") from None
 
 
+def _pop(stack: list[_Node], n: int) -> list[_Node]:
+    if len(stack) < n:
+        raise IndexError
+    items = stack[-n:]
+    del stack[-n:]
+    return items
+
+
+def _container(children: list[_Node]) -> _Node:
+    return _checked(_Node(1 + sum(c.size for c in children),
+                          1 + max((c.depth for c in children), default=0)))
+
+
 def _fill(target: _Node, items: list[_Node]) -> None:
+    if target is _SCALAR:
+        raise ValueError("only containers are filled")
     if target.shared:
         raise CheckpointError("That checkpoint changes an object after sharing it (not something "
                               "torch.save writes); it is refused unread.")
     grown = _container(items)
     target.size += grown.size - 1
     target.depth = max(target.depth, grown.depth)
+    _checked(target)
+
+
+def _checked(node: _Node) -> _Node:
+    if node.size > MAX_PICKLE_NODES or node.depth > MAX_PICKLE_DEPTH:
+        raise CheckpointError(
+            "That checkpoint holds a structure nested too deep or repeating shared parts (over "
+            f"{MAX_PICKLE_NODES:,} objects once expanded, or {MAX_PICKLE_DEPTH} levels); it is "
+            "refused unread.")
+    return node
 
 
 # --- after torch.load: what the dict claims ---

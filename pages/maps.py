@@ -14,11 +14,12 @@ from pages.common import get_store, leave_pages_directory_mode, test_set
 
 
 @st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
-def uploaded_checkpoint(digest: str, _data: bytes):
-    """The upload's Checkpoint, or the sentence saying why not: one check per file (by its
-    sha256), whichever visitor sends it and however often the page reruns."""
+def checkpoint_or_reason(key: str, _load):
+    """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an
+    upload's sha256 or a run's checkpoint path and time, whichever visitor asks and however
+    often the page reruns."""
     try:
-        return load_upload(_data)
+        return _load()
     except CheckpointError as e:
         return str(e)
 
@@ -50,10 +51,10 @@ if source == "A run from the store":
     run = store.get_run(run_id)
     path = store.checkpoint_path(run_id)
     try:
-        ckpt = load_checkpoint(path)
-    except CheckpointError as e:
-        st.error(str(e))
-        st.stop()
+        written_ns = path.stat().st_mtime_ns
+    except OSError:  # deleted since the list was made: the load says so
+        written_ns = 0
+    ckpt = checkpoint_or_reason(f"run {path} {written_ns}", lambda: load_checkpoint(path))
 else:
     up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt",
                           max_upload_size=MAX_UPLOAD_BYTES // 2**20)
@@ -61,10 +62,10 @@ else:
         st.stop()
     data_bytes = up.getvalue()
     upload_digest = hashlib.sha256(data_bytes).hexdigest()
-    ckpt = uploaded_checkpoint(upload_digest, data_bytes)
-    if isinstance(ckpt, str):
-        st.error(ckpt)
-        st.stop()
+    ckpt = checkpoint_or_reason(f"upload {upload_digest}", lambda: load_upload(data_bytes))
+if isinstance(ckpt, str):
+    st.error(ckpt)
+    st.stop()
 
 spec, classes = ckpt.spec, ckpt.classes
 dataset = ckpt.config.get("dataset")

@@ -3,6 +3,7 @@
 Every hostile file is generated here; each test would hang, allocate or build on the code
 before these checks (see the report of the branch that added them).
 """
+import dataclasses
 import io
 import threading
 import time
@@ -14,11 +15,11 @@ import torch
 from nin_explorer import maps
 from nin_explorer.build import build_model
 from nin_explorer.checkpoint import (MAX_NAME_CHARS, MAX_PICKLE_NODES, MAX_UPLOAD_PARAMS,
-                                     check_pickle)
+                                     check_pickle, check_weights)
 from nin_explorer.data import DataError
 from nin_explorer.maps import (ANALYSIS_MEMORY_BYTES, CheckpointError, analyse_test_set,
                                analysis_batch_size, load_checkpoint, load_upload, upload_dataset)
-from nin_explorer.presets import D2L, TINY
+from nin_explorer.presets import D2L, PRESETS, TINY
 from nin_explorer.spec import BlockSpec, NetSpec
 from nin_explorer.summary import summarize
 
@@ -123,8 +124,25 @@ def test_deep_nesting_and_shared_mutation_refused():
         check_pickle(filled_after)
 
 
+@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_every_preset_passes_the_table_check(name, batch_norm):
+    """No false alarm: each preset's state dict (tensors on the meta device: the same table)."""
+    spec = PRESETS[name]
+    spec = spec.replace(blocks=tuple(dataclasses.replace(b, batch_norm=batch_norm) for b in spec.blocks))
+    with torch.device("meta"):
+        weights = build_model(spec).state_dict()
+    buf = io.BytesIO()
+    torch.save({"model": weights, "spec": spec.to_dict(), "config": {}, "epoch": 3,
+                "classes": [str(i) for i in range(spec.num_classes)], "test_acc": 0.9}, buf)
+    with zipfile.ZipFile(buf) as archive:
+        check_pickle(archive.read("archive/data.pkl"))
+    check_weights(spec, weights)
+
+
 def test_a_table_of_many_objects_is_refused():
-    wide = [[0] * 1000 for _ in range(MAX_PICKLE_NODES // 1000 + 1)]
+    row = [0] * 1000
+    wide = [row] * (MAX_PICKLE_NODES // 1000 + 1)    # one row, shared: a 4 kB table
     with pytest.raises(CheckpointError, match="refused unread"):
         load_checkpoint(checkpoint_bytes(extra=wide))
 
@@ -255,6 +273,7 @@ def test_analysis_uses_the_smaller_batch(monkeypatch):
 @pytest.mark.parametrize("name, message", [
     ("folder:a\x00b", "trained on a folder of images"),
     ("folder:../../etc", "trained on a folder of images"),
+    ("folder:" + "x" * 5000, "trained on a folder of images"),
     ("x" * 5000, "names a data set this server does not know"),
     ("shapes\x00", "names a data set this server does not know"),
     (["shapes"], "names a data set this server does not know"),
