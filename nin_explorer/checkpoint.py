@@ -9,7 +9,13 @@ import pickletools
 import unicodedata
 import zipfile
 
+import torch
+
+from .build import build_model
+from .spec import NetSpec, SpecError
 from .store import CheckpointError
+from .summary import summarize
+from .train import ConfigError, TrainConfig
 
 MAX_UPLOAD_PARAMS = 50_000_000   # an upload's network, counted from its spec before building
 MAX_PICKLE_BYTES = 256 * 2**10   # the object table: 3 kB for d2l, 38 kB for GoogLeNet with BN
@@ -203,8 +209,6 @@ def read_epoch(value) -> int:
 
 def read_config(value) -> dict:
     """The training config through TrainConfig.from_dict (normalised); {} when there is none."""
-    from .train import ConfigError, TrainConfig
-
     if value is None or value == {}:
         return {}
     try:
@@ -213,11 +217,9 @@ def read_config(value) -> dict:
         raise CheckpointError(f"The checkpoint's training config is not valid: {e}") from None
 
 
-def read_spec(value):
+def read_spec(value) -> NetSpec:
     """The NetSpec, its name checked as plain text first (it is shown as Markdown)."""
-    from .spec import NetSpec, SpecError
-
-    if type(value) is dict and "name" in value:
+    if isinstance(value, dict) and "name" in value:
         plain_name(value["name"], "The network's name")
     try:
         return NetSpec.from_dict(value)
@@ -225,24 +227,17 @@ def read_spec(value):
         raise CheckpointError(f"The checkpoint's spec is not valid: {e}") from None
 
 
-def count_params(spec) -> int:
+def count_params(spec: NetSpec) -> int:
     """Parameters of `spec`, by arithmetic (summary), CheckpointError when sizes do not work."""
-    from .spec import SpecError
-    from .summary import summarize
-
     try:
         return summarize(spec, batch_size=1).params
     except SpecError as e:
         raise CheckpointError(f"The checkpoint's spec is not valid: {e}") from None
 
 
-def check_weights(spec, weights) -> None:
+def check_weights(spec: NetSpec, weights) -> None:
     """Every tensor the spec's network has, with its exact shape, and nothing else; worked out
     on the meta device, which allocates nothing."""
-    import torch
-
-    from .build import build_model
-
     if not isinstance(weights, dict):
         raise CheckpointError("The checkpoint's 'model' must be a dict of tensors.")
     with torch.device("meta"):
@@ -251,7 +246,7 @@ def check_weights(spec, weights) -> None:
     extra = [k for k in weights if k not in expected]
     if missing or extra:
         parts = ([f"missing {', '.join(missing[:3])}"] if missing else []) + \
-                ([f"{len(extra)} unexpected"] if extra else [])
+                ([f"{len(extra):,} tensor(s) the spec does not have"] if extra else [])
         raise CheckpointError("The weights do not fit the checkpoint's own spec (another "
                               f"architecture?): {'; '.join(parts)[:200]}.")
     for name, want in expected.items():

@@ -48,7 +48,8 @@ class Checkpoint:
 def load_checkpoint(source, max_params: int | None = None) -> Checkpoint:
     """A path or bytes of a checkpoint written by the trainer, with its model built and loaded
     (CheckpointError when the file or its weights cannot be used). Everything is checked
-    before the real module is built (checkpoint.py); `max_params` caps the network's size."""
+    before the real module is built (checkpoint.py); `max_params` caps the network's size.
+    Top-level keys other than model, spec, classes, config and epoch (test_acc) are ignored."""
     state = read_checkpoint(source)
     spec = checks.read_spec(state["spec"])
     classes = checks.read_classes(state.get("classes"), spec.num_classes)
