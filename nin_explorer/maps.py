@@ -138,17 +138,10 @@ def class_maps(ckpt: Checkpoint, images: torch.Tensor) -> MapResult:
     """Run uint8 images (B, C, H, W) through the net and return its class evidence maps."""
     spec, net = ckpt.spec, ckpt.model
     x = to_input(images, spec.input_size)
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: outputs.__setitem__(name, o))
-             for name, m in net.named_children() if name != "head"]
-    try:
-        if spec.head == "fc":
-            return _grad_cam(net, x, outputs)
-        with torch.no_grad():
-            logits = net(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    if spec.head == "fc":
+        return _grad_cam(net, x)
+    with torch.no_grad():
+        logits, outputs = _forward(net, x)
     last = outputs[f"block{len(spec.blocks)}"]                      # (B, C, h, w)
     if spec.head == "gap":
         maps, kind = last, "gap"
@@ -156,16 +149,25 @@ def class_maps(ckpt: Checkpoint, images: torch.Tensor) -> MapResult:
         fc = net.head.fc
         maps = torch.einsum("kc,bchw->bkhw", fc.weight, last) + fc.bias[None, :, None, None]
         kind = "cam"
-    return MapResult(logits, logits.softmax(1), maps, kind, {k: v.detach() for k, v in outputs.items()})
+    return MapResult(logits, logits.softmax(1), maps, kind, outputs)
 
 
-def _grad_cam(net: nn.Module, x: torch.Tensor, outputs: dict) -> MapResult:
+def _forward(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The net's forward pass child by child, keeping each block's output. No hooks: the page
+    shares one loaded model between visitors, whose passes may run at the same time."""
+    outputs = {}
+    for name, child in net.named_children():
+        x = child(x)
+        if name != "head":
+            outputs[name] = x
+    return x, outputs
+
+
+def _grad_cam(net: nn.Sequential, x: torch.Tensor) -> MapResult:
     """Grad-CAM: channel weights = mean gradient of each logit over the last conv maps."""
-    x = x.requires_grad_(False)
     with torch.enable_grad():
-        logits = net(x)
-        last_name = [k for k in outputs][-1]
-        last = outputs[last_name]                                   # (B, C, h, w)
+        logits, outputs = _forward(net, x)
+        last = outputs[list(outputs)[-1]]                           # (B, C, h, w)
         maps = []
         for c in range(logits.shape[1]):
             (g,) = torch.autograd.grad(logits[:, c].sum(), last, retain_graph=True)
