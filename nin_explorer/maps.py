@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checkpoint as checks
+from .checkpoint import MAX_UPLOAD_PARAMS  # noqa: F401 (pages read it from here)
 from .build import build_model
 from .data import DATASETS, FOLDER_PREFIX, DataError, is_local
 from .spec import NetSpec
@@ -74,7 +75,7 @@ def load_upload(data: bytes) -> Checkpoint:
     if len(data) > MAX_UPLOAD_BYTES:
         raise CheckpointError(f"That file is {len(data) / 2**20:.1f} MB; checkpoints up to "
                               f"{MAX_UPLOAD_BYTES // 2**20} MB can be uploaded.")
-    return load_checkpoint(data, max_params=checks.MAX_UPLOAD_PARAMS)
+    return load_checkpoint(data, max_params=MAX_UPLOAD_PARAMS)
 
 
 def upload_dataset(name) -> str:

@@ -6,9 +6,9 @@ import torch
 
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DataError
-from nin_explorer.maps import (MAX_UPLOAD_BYTES, CheckpointError, ImageError, analyse_test_set,
-                               cached_analysis, channel_order, class_maps, identity_gap,
-                               image_from_upload, load_checkpoint, load_upload,
+from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointError, ImageError,
+                               analyse_test_set, cached_analysis, channel_order, class_maps,
+                               identity_gap, image_from_upload, load_checkpoint, load_upload,
                                most_confident_mistakes, upload_dataset)
 from pages.common import get_store, leave_pages_directory_mode, test_set
 
@@ -57,7 +57,9 @@ if source == "A run from the store":
     ckpt = checkpoint_or_reason(f"run {path} {written_ns}", lambda: load_checkpoint(path))
 else:
     up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt",
-                          max_upload_size=MAX_UPLOAD_BYTES // 2**20)
+                          max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+                          help=f"A checkpoint NiN Explorer wrote: up to {MAX_UPLOAD_BYTES // 2**20} MB "
+                               f"and {MAX_UPLOAD_PARAMS // 10**6} M parameters, checked before it is used.")
     if up is None:
         st.stop()
     data_bytes = up.getvalue()
