@@ -15,14 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import checkpoint as checks
+from .checkpoint import MAX_UPLOAD_PARAMS  # noqa: F401 (pages read it from here)
 from .build import build_model
-from .spec import NetSpec, SpecError
+from .data import DATASETS, FOLDER_PREFIX, DataError, is_local
+from .spec import NetSpec
+from .summary import summarize
 from .store import CheckpointError  # noqa: F401 (pages catch it from here)
 from .store import load_checkpoint as read_checkpoint
 from .train import to_input  # the same scaling and resizing as in training
 
 MAX_UPLOAD_BYTES = 16 * 2**20
 MAX_IMAGE_PIXELS = 4096 * 4096
+ANALYSIS_MEMORY_BYTES = 256 * 2**20  # one batch of the test-set analysis, in the server process
+MAX_ANALYSIS_BATCH = 500
 
 
 class ImageError(ValueError):
@@ -40,24 +46,52 @@ class Checkpoint:
 
 # --- loading ---
 
-def load_checkpoint(source) -> Checkpoint:
+def load_checkpoint(source, max_params: int | None = None) -> Checkpoint:
     """A path or bytes of a checkpoint written by the trainer, with its model built and loaded
-    (CheckpointError when the file or its weights cannot be used)."""
+    (CheckpointError when the file or its weights cannot be used). Everything is checked
+    before the real module is built (checkpoint.py); `max_params` caps the network's size.
+    Top-level keys other than model, spec, classes, config and epoch (test_acc) are ignored."""
     state = read_checkpoint(source)
-    try:
-        spec = NetSpec.from_dict(state["spec"])
-        model = build_model(spec)
-    except SpecError as e:
-        raise CheckpointError(f"The checkpoint's spec is not valid: {e}") from None
+    spec = checks.read_spec(state["spec"])
+    classes = checks.read_classes(state.get("classes"), spec.num_classes)
+    config = checks.read_config(state.get("config"))
+    epoch = checks.read_epoch(state.get("epoch"))
+    if max_params is not None and (params := checks.count_params(spec)) > max_params:
+        raise CheckpointError(f"That checkpoint's network has {params:,} parameters; uploads of "
+                              f"up to {max_params:,} are opened here.")
+    checks.check_weights(spec, state["model"])
+    model = build_model(spec)
     try:
         model.load_state_dict(state["model"], strict=True)
     except (RuntimeError, TypeError, AttributeError) as e:
         first = str(e).splitlines()[0:3]
         raise CheckpointError("The weights do not fit the checkpoint's own spec (another "
                               f"architecture?): {' '.join(first)[:200]}") from None
-    classes = state.get("classes") or [str(i) for i in range(spec.num_classes)]
-    return Checkpoint(spec, model.eval(), list(classes), dict(state.get("config") or {}),
-                      int(state.get("epoch") or 0))
+    return Checkpoint(spec, model.eval(), classes, config, epoch)
+
+
+def load_upload(data: bytes) -> Checkpoint:
+    """An uploaded checkpoint: at most MAX_UPLOAD_BYTES and MAX_UPLOAD_PARAMS."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise CheckpointError(f"That file is {len(data) / 2**20:.1f} MB; checkpoints up to "
+                              f"{MAX_UPLOAD_BYTES // 2**20} MB can be uploaded.")
+    return load_checkpoint(data, max_params=MAX_UPLOAD_PARAMS)
+
+
+def upload_dataset(name) -> str:
+    """The data set an uploaded checkpoint names, if the server already has it: a catalogue
+    name, downloaded or offline. Never a folder (that would read the server's files) and never
+    a download; DataError, with a sentence that never repeats the name, otherwise."""
+    own = "The upload's own images can still be used."
+    if type(name) is not str or name not in DATASETS:
+        if type(name) is str and name.startswith(FOLDER_PREFIX):
+            raise DataError("The checkpoint was trained on a folder of images; folders are "
+                            f"opened only for runs trained on this server. {own}")
+        raise DataError(f"The checkpoint names a data set this server does not know. {own}")
+    if not is_local(name):
+        raise DataError(f"The checkpoint's data set {name} is not downloaded on this server "
+                        f"(uploads never start a download). {own}")
+    return name
 
 
 def image_from_upload(data: bytes, channels: int, size: int) -> torch.Tensor:
@@ -105,17 +139,10 @@ def class_maps(ckpt: Checkpoint, images: torch.Tensor) -> MapResult:
     """Run uint8 images (B, C, H, W) through the net and return its class evidence maps."""
     spec, net = ckpt.spec, ckpt.model
     x = to_input(images, spec.input_size)
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, name=name: outputs.__setitem__(name, o))
-             for name, m in net.named_children() if name != "head"]
-    try:
-        if spec.head == "fc":
-            return _grad_cam(net, x, outputs)
-        with torch.no_grad():
-            logits = net(x)
-    finally:
-        for h in hooks:
-            h.remove()
+    if spec.head == "fc":
+        return _grad_cam(net, x)
+    with torch.no_grad():
+        logits, outputs = _forward(net, x)
     last = outputs[f"block{len(spec.blocks)}"]                      # (B, C, h, w)
     if spec.head == "gap":
         maps, kind = last, "gap"
@@ -123,16 +150,25 @@ def class_maps(ckpt: Checkpoint, images: torch.Tensor) -> MapResult:
         fc = net.head.fc
         maps = torch.einsum("kc,bchw->bkhw", fc.weight, last) + fc.bias[None, :, None, None]
         kind = "cam"
-    return MapResult(logits, logits.softmax(1), maps, kind, {k: v.detach() for k, v in outputs.items()})
+    return MapResult(logits, logits.softmax(1), maps, kind, outputs)
 
 
-def _grad_cam(net: nn.Module, x: torch.Tensor, outputs: dict) -> MapResult:
+def _forward(net: nn.Sequential, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The net's forward pass child by child, keeping each block's output. No hooks: the page
+    shares one loaded model between visitors, whose passes may run at the same time."""
+    outputs = {}
+    for name, child in net.named_children():
+        x = child(x)
+        if name != "head":
+            outputs[name] = x
+    return x, outputs
+
+
+def _grad_cam(net: nn.Sequential, x: torch.Tensor) -> MapResult:
     """Grad-CAM: channel weights = mean gradient of each logit over the last conv maps."""
-    x = x.requires_grad_(False)
     with torch.enable_grad():
-        logits = net(x)
-        last_name = [k for k in outputs][-1]
-        last = outputs[last_name]                                   # (B, C, h, w)
+        logits, outputs = _forward(net, x)
+        last = outputs[list(outputs)[-1]]                           # (B, C, h, w)
         maps = []
         for c in range(logits.shape[1]):
             (g,) = torch.autograd.grad(logits[:, c].sum(), last, retain_graph=True)
@@ -169,8 +205,20 @@ class TestSetAnalysis:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
+def analysis_batch_size(spec: NetSpec) -> int:
+    """Images per batch so that one batch of the analysis needs at most ANALYSIS_MEMORY_BYTES
+    (summary's estimate; at least one image). Per image it counts what a training step keeps
+    (class_maps keeps every block's output, and Grad-CAM a whole graph) plus the live tensors."""
+    m = summarize(spec, batch_size=1).memory
+    per_image = m.saved_activations_bytes + m.workspace_bytes + m.infer_activations_bytes
+    return max(1, min(MAX_ANALYSIS_BATCH, ANALYSIS_MEMORY_BYTES // per_image))
+
+
 def analyse_test_set(ckpt: Checkpoint, images: torch.Tensor, labels: torch.Tensor,
-                     batch_size: int = 500, progress=None) -> TestSetAnalysis:
+                     batch_size: int | None = None, progress=None) -> TestSetAnalysis:
+    """Class maps, confusion and accuracy over a test set, in batches of `batch_size` images
+    (None: analysis_batch_size, which keeps a batch within the memory budget)."""
+    batch_size = batch_size or analysis_batch_size(ckpt.spec)
     k = ckpt.spec.num_classes
     sums, counts = None, torch.zeros(k)
     preds, confs = [], []

@@ -384,22 +384,22 @@ class CheckpointError(StoreError):
 
 def load_checkpoint(source) -> dict:
     """A checkpoint's dict (tensors on the CPU) from a path or bytes, loaded weights-only (no
-    unpickling of code); CheckpointError, with a sentence, when it is missing or unusable."""
+    unpickling of code) after its archive and object table are checked (checkpoint.py);
+    CheckpointError, with a sentence, when it is missing or unusable."""
     import io
     import pickle
 
     import torch
 
+    from .checkpoint import check_archive
+
     try:
-        if isinstance(source, (bytes, bytearray)):
-            head, f = bytes(source[:4]), io.BytesIO(source)
-        else:
-            with open(source, "rb") as fh:
-                head, f = fh.read(4), source
-        if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        if data[:4] != b"PK\x03\x04":  # torch.save writes a zip archive
             raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
                                   "empty, truncated, or another kind of file).")
-        state = torch.load(f, map_location="cpu", weights_only=True)
+        check_archive(data)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
     except FileNotFoundError:

@@ -1,13 +1,28 @@
 """GAP maps page: what each class channel of a trained network finds."""
+import hashlib
+
 import streamlit as st
 import torch
 
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DataError
-from nin_explorer.maps import (CheckpointError, ImageError, analyse_test_set, cached_analysis,
-                               channel_order, class_maps, identity_gap, image_from_upload,
-                               load_checkpoint, most_confident_mistakes)
+from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointError, ImageError,
+                               analyse_test_set, cached_analysis, channel_order, class_maps,
+                               identity_gap, image_from_upload, load_checkpoint, load_upload,
+                               most_confident_mistakes, upload_dataset)
 from pages.common import get_store, leave_pages_directory_mode, test_set
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
+def checkpoint_or_reason(key: str, _load):
+    """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an
+    upload's sha256 or a run's checkpoint path and time, whichever visitor asks and however
+    often the page reruns."""
+    try:
+        return _load()
+    except CheckpointError as e:
+        return str(e)
+
 
 leave_pages_directory_mode()
 st.title("GAP feature maps")
@@ -36,30 +51,41 @@ if source == "A run from the store":
     run = store.get_run(run_id)
     path = store.checkpoint_path(run_id)
     try:
-        ckpt = load_checkpoint(path)
-    except CheckpointError as e:
-        st.error(str(e))
-        st.stop()
+        written_ns = path.stat().st_mtime_ns
+    except OSError:  # deleted since the list was made: the load says so
+        written_ns = 0
+    ckpt = checkpoint_or_reason(f"run {path} {written_ns}", lambda: load_checkpoint(path))
 else:
-    up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt")
+    up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt",
+                          max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+                          help=f"A checkpoint NiN Explorer wrote: up to {MAX_UPLOAD_BYTES // 2**20} MB "
+                               f"and {MAX_UPLOAD_PARAMS // 10**6} M parameters, checked before it is used.")
     if up is None:
         st.stop()
-    try:
-        ckpt = load_checkpoint(up.getvalue())
-    except CheckpointError as e:
-        st.error(str(e))
-        st.stop()
+    data_bytes = up.getvalue()
+    upload_digest = hashlib.sha256(data_bytes).hexdigest()
+    ckpt = checkpoint_or_reason(f"upload {upload_digest}", lambda: load_upload(data_bytes))
+if isinstance(ckpt, str):
+    st.error(ckpt)
+    st.stop()
 
 spec, classes = ckpt.spec, ckpt.classes
 dataset = ckpt.config.get("dataset")
-st.caption(f"**{spec.name}**, {spec.head} head, trained {ckpt.epoch} epoch(s)"
-           + (f" on `{dataset}`" if dataset else "") + f"; input {spec.in_channels}x{spec.input_size}x{spec.input_size}.")
 data = None
+if dataset and run is None:
+    try:
+        dataset = upload_dataset(dataset)
+    except DataError as e:
+        st.warning(str(e))
+        dataset = None  # not shown: an upload's name may be anything
 if dataset:
     try:
         data = test_set(dataset)
     except DataError as e:
         st.warning(f"{e} Upload an image below instead.")
+st.caption(f"**{spec.name}**, {spec.head} head, trained {ckpt.epoch} epoch(s)"
+           + (f" on `{dataset}`" if dataset else "") + f"; input {spec.in_channels}x{spec.input_size}x{spec.input_size}.")
+analysis_key = f"analysis_{run['id']}" if run else f"analysis_upload_{upload_digest[:16]}"
 
 # --- 2. which image ---
 modes = (["By class", "Random", "Most confident mistakes"] if data is not None else []) + ["Upload an image"]
@@ -83,7 +109,7 @@ elif mode == "Random":
         st.session_state["maps_random_index"] = int(torch.randint(len(data.labels), ()))
     index = st.session_state["maps_random_index"]
 else:
-    analysis = st.session_state.get(f"analysis_{run['id'] if run else 'upload'}")
+    analysis = st.session_state.get(analysis_key)
     if analysis is None:
         st.info("Analyse the test set (section 3 below) to find the most confident mistakes.")
     else:
@@ -138,7 +164,7 @@ if image is not None:
 # --- 3. the whole test set ---
 if data is not None:
     st.subheader("The whole test set")
-    key = f"analysis_{run['id'] if run else 'upload'}"
+    key = analysis_key
     if key not in st.session_state and st.button("Analyse the test set", key="maps_analyse", type="primary"):
         bar = st.progress(0.0, text="Running the test set through the network...")
         compute = lambda: analyse_test_set(ckpt, data.images, data.labels,

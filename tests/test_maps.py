@@ -1,5 +1,6 @@
 """GAP maps, CAMs, the logit identity, test-set analysis, and refusing bad uploads."""
 import io
+import threading
 
 import pytest
 import torch
@@ -50,6 +51,33 @@ def test_block_outputs_and_channel_order():
     order = channel_order(r.block_outputs["block2"][0])
     means = r.block_outputs["block2"][0].mean((1, 2))
     assert sorted(order) == list(range(32)) and means[order[0]] == means.max()
+
+
+def test_visitors_sharing_one_model_get_their_own_maps():
+    # The page caches one loaded model for every visitor: B's pass runs while A's is paused
+    # just before the head, and A must still get A's block outputs (not B's).
+    ckpt = load_checkpoint(checkpoint_bytes(TINY))
+    a_paused, b_done, results = threading.Event(), threading.Event(), {}
+
+    def pause(module, inputs):
+        if threading.current_thread().name == "A":
+            a_paused.set()
+            assert b_done.wait(10)
+    handle = ckpt.model.head.register_forward_pre_hook(pause)
+    try:
+        a = threading.Thread(target=lambda: results.update(A=class_maps(ckpt, images(2))), name="A")
+        a.start()
+        assert a_paused.wait(10)
+        b = class_maps(ckpt, images(5, seed=1))
+        b_done.set()
+        a.join(10)
+    finally:
+        handle.remove()
+    alone = class_maps(ckpt, images(2))
+    assert b.block_outputs["block1"].shape[0] == 5
+    for name, out in alone.block_outputs.items():
+        torch.testing.assert_close(results["A"].block_outputs[name], out)
+    torch.testing.assert_close(results["A"].class_maps, alone.class_maps)
 
 
 def test_test_set_analysis():

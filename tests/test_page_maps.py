@@ -57,3 +57,42 @@ def test_bad_checkpoint_upload_is_refused(use_trained_home):
     at.file_uploader(key="maps_ckpt").upload("x.pt", b"garbage", "application/octet-stream").run()
     assert not at.exception
     assert "not a complete PyTorch checkpoint" in at.error[0].value
+
+
+def upload_checkpoint(at: AppTest, data: bytes) -> AppTest:
+    at.radio(key="maps_source").set_value("Upload a checkpoint").run()
+    return at.file_uploader(key="maps_ckpt").upload("up.pt", data, "application/octet-stream").run()
+
+
+def test_uploaded_checkpoint_is_checked_once_per_file(use_trained_home, monkeypatch):
+    from test_checkpoint import checkpoint_bytes
+
+    from nin_explorer import maps
+    calls = []
+    real = maps.load_upload
+    monkeypatch.setattr(maps, "load_upload", lambda data: calls.append(len(data)) or real(data))
+    at = upload_checkpoint(maps_page(), checkpoint_bytes())
+    assert not at.exception and not at.error and not at.warning
+    assert any("Mean of map c = logit c" in m.value for m in at.markdown)  # shapes is here
+    at.radio(key="maps_mode").set_value("Random").run()
+    at.button(key="maps_random").click().run()
+    assert not at.exception and len(calls) == 1     # reruns reuse the checked checkpoint
+    # a refused file is remembered too, and says why in one line
+    upload_checkpoint(at, checkpoint_bytes(epoch="1")).run()
+    assert len(calls) == 2 and "epoch must be a whole number" in at.error[0].value
+
+
+def test_hostile_uploads_get_one_line(use_trained_home):
+    from test_checkpoint import checkpoint_bytes, nested_shared
+
+    at = upload_checkpoint(maps_page(), checkpoint_bytes(classes=nested_shared(25)))
+    assert not at.exception and "nested too deep" in at.error[0].value
+    for name, message in [("folder:a\x00b", "trained on a folder of images"),
+                          ("x" * 299, "names a data set this server does not know"),
+                          ("mnist", "not downloaded on this server")]:
+        at = upload_checkpoint(maps_page(), checkpoint_bytes(config={"dataset": name}))
+        assert not at.exception, (name, at.exception)
+        assert message in at.warning[0].value and "own images can still be used" in at.warning[0].value
+        assert at.radio(key="maps_mode").options == ["Upload an image"]
+    at = upload_checkpoint(maps_page(), checkpoint_bytes(config={"dataset": "x" * 5000}))
+    assert not at.exception and "training config is not valid" in at.error[0].value
