@@ -23,6 +23,7 @@ METRIC_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test
                   "peak_infer_memory_bytes")
 RESULT_COLUMNS = ("best_test_acc", "final_test_acc", "train_loss", "examples_per_sec", "wall_s")
 STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this long is interrupted
+WRITE_RETRY_S = 60.0   # a write waits this long in all for a locked database before it fails
 CHECKPOINT_NAME = "checkpoint.pt"
 LOG_NAME = "worker.log"
 
@@ -72,6 +73,22 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, id);
 """
+
+
+def _patiently(con: sqlite3.Connection, sql: str, deadline: float) -> None:
+    """Execute `sql`, trying again while the database is locked (each try itself waits up to
+    busy_timeout) until `deadline` (time.monotonic()); other errors are raised at once."""
+    pause = 0.05
+    while True:
+        try:
+            con.execute(sql)
+            return
+        except sqlite3.OperationalError as e:
+            code = getattr(e, "sqlite_errorcode", 0) & 0xFF   # extended codes: BUSY_SNAPSHOT...
+            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
 
 
 class StoreError(ValueError):
@@ -159,15 +176,17 @@ class RunStore:
 
     @contextmanager
     def _write(self):
-        """A write transaction: BEGIN IMMEDIATE takes the write lock before any read."""
+        """A write transaction: BEGIN IMMEDIATE takes the write lock before any read. A locked
+        database is waited for, with backoff, up to WRITE_RETRY_S in all (then the error)."""
+        deadline = time.monotonic() + WRITE_RETRY_S
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
+            _patiently(con, "BEGIN IMMEDIATE", deadline)
             try:
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            _patiently(con, "COMMIT", deadline)   # busy only without WAL (readers hold locks)
 
     # --- files ---
     def run_dir(self, run_id: int) -> Path:

@@ -198,3 +198,42 @@ def test_checkpoints_are_atomic_and_readable(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(StoreError, match="not a NiN Explorer checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+# --- a locked database: writes wait (bounded), then fail clearly ---
+
+def hold_write_lock(store: RunStore, seconds: float) -> threading.Thread:
+    """Another connection holds BEGIN IMMEDIATE for `seconds` (from a thread of its own)."""
+    locked = threading.Event()
+
+    def hold():
+        con = sqlite3.connect(store.db_path, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        con.execute("COMMIT")
+        con.close()
+    t = threading.Thread(target=hold)
+    t.start()
+    locked.wait(5)
+    return t
+
+
+def test_writes_wait_out_a_lock_longer_than_busy_timeout(store):
+    run_id = store.create_run(SPEC, CONFIG)
+    holder = hold_write_lock(store, 6.5)                  # busy_timeout is 5 s
+    start = time.monotonic()
+    store.add_metrics(run_id, [{"kind": "step", "step": 1, "epoch": 0.1, "train_loss": 2.0}])
+    waited = time.monotonic() - start
+    holder.join()
+    assert 5 < waited < 12 and [m["step"] for m in store.metrics(run_id, "step")] == [1]
+
+
+def test_a_lock_held_past_the_retry_budget_fails_the_write(store, monkeypatch):
+    import nin_explorer.store as store_module
+    monkeypatch.setattr(store_module, "WRITE_RETRY_S", 0.0)   # one try: busy_timeout only
+    run_id = store.create_run(SPEC, CONFIG)
+    holder = hold_write_lock(store, 6.5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.heartbeat(run_id)
+    holder.join()
