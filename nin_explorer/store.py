@@ -25,6 +25,7 @@ RESULT_COLUMNS = ("best_test_acc", "final_test_acc", "train_loss", "examples_per
 STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this long is interrupted
 WRITE_RETRY_S = 60.0   # a write waits this long in all for a locked database before it fails
 CHECKPOINT_NAME = "checkpoint.pt"
+STALE_TMP_S = 600.0    # a checkpoint tmp file not written to for this long is a dead save's
 LOG_NAME = "worker.log"
 
 _SCHEMA = f"""
@@ -151,6 +152,8 @@ class RunStore:
         self.db_path = self.home / "runs.sqlite"
         try:
             self.home.mkdir(parents=True, exist_ok=True)
+            for folder in self.home.glob("checkpoints/*/"):
+                remove_stale_tmp(folder)
             with self._connect() as con:
                 if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
                     return                                    # made before (and WAL is sticky)
@@ -380,12 +383,30 @@ def _run_dict(row: sqlite3.Row) -> dict:
 
 # --- checkpoint files ---
 
+def remove_stale_tmp(folder: Path, name: str = CHECKPOINT_NAME) -> list[Path]:
+    """Delete `name`.tmp-<pid> files that a save killed midway left behind: their process is
+    gone, or they have not been written to for STALE_TMP_S. Returns what was removed."""
+    removed = []
+    for tmp in folder.glob(f"{name}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        try:
+            dead = not pid.isdigit() or not process_alive(int(pid), None)
+            if dead or time.time() - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:     # removed meanwhile by its own save, or not ours to remove
+            continue
+    return removed
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    """torch.save `state` so that readers only ever see a complete file (tmp, fsync, rename)."""
+    """torch.save `state` so that readers only ever see a complete file (tmp, fsync, rename);
+    leftovers of earlier saves killed midway are removed first."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path.parent, path.name)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -237,3 +237,52 @@ def test_a_lock_held_past_the_retry_budget_fails_the_write(store, monkeypatch):
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         store.heartbeat(run_id)
     holder.join()
+
+
+# --- a save killed midway leaves no tmp file behind for good ---
+
+SAVE_THEN_HANG = """
+import os, sys, time, torch
+from nin_explorer import store
+def hang(fd):
+    print("saving", flush=True)
+    time.sleep(60)
+os.fsync = hang                      # the save stops after writing, before the rename
+store.save_checkpoint({"model": {"w": torch.zeros(1000)}, "spec": {}}, sys.argv[1])
+"""
+
+
+def killed_save(path) -> int:
+    """Run save_checkpoint(path) in a process and SIGKILL it midway; returns its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_THEN_HANG, str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "saving"
+    proc.kill()
+    proc.wait(10)
+    return proc.pid
+
+
+def test_tmp_files_of_a_killed_save_are_removed_by_the_next_save_or_open(store):
+    path = store.checkpoint_path(7)
+    pid = killed_save(path)
+    leftover = path.with_name(f"checkpoint.pt.tmp-{pid}")
+    assert leftover.exists() and not path.exists()
+    RunStore(store.home)                                       # the store opened again
+    assert not leftover.exists()
+
+    leftover.write_bytes(b"half a checkpoint")                # as if killed again
+    save_checkpoint({"model": {}, "spec": {}}, path)           # the run's next save
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_live_save_keeps_its_tmp_file_unless_it_went_silent(store):
+    folder = store.run_dir(3)
+    folder.mkdir(parents=True)
+    live = folder / f"checkpoint.pt.tmp-{os.getpid()}"         # this process: alive
+    live.write_bytes(b"half a checkpoint")
+    RunStore(store.home)
+    assert live.exists()
+    old = time.time() - 3600
+    os.utime(live, (old, old))                                 # no write for an hour
+    RunStore(store.home)
+    assert not live.exists()
