@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .presets import PRESETS, get_preset
 from .render import summary_json, summary_text
-from .spec import NetSpec, SpecError
+from .spec import MAX_SPEC_JSON_BYTES, NetSpec, SpecError
 from .store import StoreError
 from .summary import OPTIMIZERS, PRECISIONS, summarize
 
@@ -17,14 +17,29 @@ class CliError(Exception):
     """A bad argument; printed as one line, exit status 2."""
 
 
+def read_json_file(name: str, max_bytes: int = MAX_SPEC_JSON_BYTES) -> str:
+    """The text of a small settings file, its size checked before it is read: CliError (one
+    line) when it is missing, larger than `max_bytes` or not UTF-8."""
+    path = Path(name)
+    try:
+        size = path.stat().st_size
+        if size <= max_bytes:
+            with path.open("rb") as f:
+                data = f.read(max_bytes + 1)   # a pipe or device reports no size
+    except OSError as e:
+        raise CliError(f"cannot read {name}: {e.strerror or e}") from None
+    if size > max_bytes or len(data) > max_bytes:
+        raise CliError(f"{name} is over {max_bytes:,} bytes, too large for a settings file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CliError(f"{name} is not UTF-8 text (byte {e.start} is 0x{data[e.start]:02x}); "
+                       "save it as UTF-8 JSON") from None
+
+
 def load_spec(preset: str | None, config: str | None, input_size: int | None) -> NetSpec:
     if config:
-        path = Path(config)
-        try:
-            text = path.read_text()
-        except OSError as e:
-            raise CliError(f"cannot read {config}: {e.strerror or e}") from None
-        spec = NetSpec.from_json(text)
+        spec = NetSpec.from_json(read_json_file(config))
     else:
         spec = get_preset(preset or "d2l")
     if input_size is not None:
@@ -54,9 +69,7 @@ def _train_config(args, network: str):
     values = {}
     if args.train_config:
         try:
-            values = json.loads(Path(args.train_config).read_text())
-        except OSError as e:
-            raise CliError(f"cannot read {args.train_config}: {e.strerror or e}") from None
+            values = json.loads(read_json_file(args.train_config))
         except (ValueError, RecursionError) as e:
             raise CliError(f"{args.train_config} is not valid JSON ({e})") from None
         if not isinstance(values, dict):

@@ -5,7 +5,7 @@ session state; these functions are plain and tested without Streamlit.
 """
 from __future__ import annotations
 
-from .spec import BlockSpec, NetSpec, SpecError
+from .spec import MAX_TEXT_CHARS, BlockSpec, NetSpec, SpecError
 
 NET_KEYS = ("name", "in_channels", "input_size", "num_classes", "n_blocks", "head",
             "fc_layers", "fc_width", "fc_dropout")
@@ -61,6 +61,8 @@ def _int_tuple(text: str, what: str) -> tuple[int, ...]:
     text = (text or "").strip()
     if not text:
         return ()
+    if len(text) > MAX_TEXT_CHARS:
+        raise SpecError(f"{what} are {len(text):,} characters long; type at most {MAX_TEXT_CHARS}.")
     try:
         return tuple(int(x) for x in text.replace(";", ",").split(","))
     except ValueError:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageOps
+
+from .images import GRAY_MODES, IMAGE_EXTENSIONS, ImageError, image_to_tensor, open_image
 
 Progress = Callable[[float, str], None]
 
@@ -24,8 +25,6 @@ DEFAULT_DATASET = "fashion-mnist"
 OFFLINE_DATASET = "shapes"
 DOWNLOAD_TIMEOUT_S = 10.0
 FOLDER_PREFIX = "folder:"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm")
-MAX_IMAGE_PIXELS = 25_000_000  # refuse larger files before decoding them (decompression bombs)
 
 
 class DataError(Exception):
@@ -515,9 +514,6 @@ def _class_dirs(folder: Path, root: Path) -> list[tuple[str, Path]]:
     return [(p.name, _inside(p, root, os.path.relpath(p, root))) for p in dirs]
 
 
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
-
-
 def _scan_folder(name: str, root: Path, channels: int | None, image_size: int | None) -> _Folder:
     real_root = root.resolve()
     folder = _folder_path(name, root)
@@ -549,7 +545,7 @@ def _scan_folder(name: str, root: Path, channels: int | None, image_size: int | 
         gray = 0
         for path, _ in train_files + test_files:  # headers only: Image.open does not decode pixels
             with _open_image(path) as image:
-                gray += image.mode in _GRAY_MODES
+                gray += image.mode in GRAY_MODES
         channels = 1 if 2 * gray > len(train_files) + len(test_files) else 3
     size = image_size or (28 if channels == 1 else 32)
     if not 8 <= size <= 256:
@@ -560,17 +556,11 @@ def _scan_folder(name: str, root: Path, channels: int | None, image_size: int | 
     return _Folder(info, train_files, test_files)
 
 
-def _open_image(path: Path) -> Image.Image:
+def _open_image(path: Path):
     try:
-        image = Image.open(path)  # reads the header only
-    except (OSError, Image.DecompressionBombError) as error:  # UnidentifiedImageError is an OSError
-        raise DataError(f"Cannot read {path.name} as an image ({error}).") from error
-    if image.width * image.height > MAX_IMAGE_PIXELS:
-        image.close()
-        raise DataError(
-            f"{path.name} is {image.width}x{image.height} pixels; images over {MAX_IMAGE_PIXELS:,} pixels are refused."
-        )
-    return image
+        return open_image(path)  # reads the header only
+    except ImageError as error:
+        raise DataError(f"Cannot read {path.name}: {error}") from None
 
 
 def _load_folder(
@@ -578,18 +568,15 @@ def _load_folder(
 ) -> Dataset:
     scanned = _scan_folder(name, root, channels, image_size)
     info, files = scanned.info, scanned.train_files if train else scanned.test_files
-    mode, size = ("L" if info.channels == 1 else "RGB"), info.image_size
+    size = info.image_size
     images = torch.empty(len(files), info.channels, size, size, dtype=torch.uint8)
     for i, (path, _) in enumerate(files):
         if i % 500 == 0:
             report(i / len(files), f"Reading images {i:,}/{len(files):,}")
-        with _open_image(path) as image:
-            try:
-                square = ImageOps.fit(image.convert(mode), (size, size), Image.Resampling.BILINEAR)
-            except OSError as error:
-                raise DataError(f"Cannot read {path.name} as an image ({error}).") from error
-        pixels = torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8)
-        images[i] = pixels.view(size, size, info.channels).permute(2, 0, 1)
+        try:
+            images[i] = image_to_tensor(path, info.channels, size)
+        except ImageError as error:
+            raise DataError(f"Cannot read {path.name}: {error}") from None
     report(1.0, f"Read {len(files):,} images")
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     return Dataset(name, images, labels, list(info.classes))

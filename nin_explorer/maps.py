@@ -6,9 +6,7 @@ whose mean is again logit c. For `fc` there is no such identity; Grad-CAM stands
 """
 from __future__ import annotations
 
-import io
 import pickle
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +17,7 @@ from . import checkpoint as checks
 from .checkpoint import MAX_UPLOAD_PARAMS  # noqa: F401 (pages read it from here)
 from .build import build_model
 from .data import DATASETS, FOLDER_PREFIX, DataError, is_local
+from .images import ImageError, image_to_tensor  # pages catch ImageError from here
 from .spec import NetSpec
 from .summary import summarize
 from .store import CheckpointError  # noqa: F401 (pages catch it from here)
@@ -26,13 +25,8 @@ from .store import load_checkpoint as read_checkpoint
 from .train import to_input  # the same scaling and resizing as in training
 
 MAX_UPLOAD_BYTES = 16 * 2**20
-MAX_IMAGE_PIXELS = 4096 * 4096
 ANALYSIS_MEMORY_BYTES = 256 * 2**20  # one batch of the test-set analysis, in the server process
 MAX_ANALYSIS_BATCH = 500
-
-
-class ImageError(ValueError):
-    """An uploaded file that is not a usable image; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -95,33 +89,11 @@ def upload_dataset(name) -> str:
 
 
 def image_from_upload(data: bytes, channels: int, size: int) -> torch.Tensor:
-    """An uploaded PNG/JPEG as a uint8 (C, size, size) tensor, or ImageError saying why not."""
-    from PIL import Image, UnidentifiedImageError
-
+    """An uploaded image as a uint8 (C, size, size) tensor, or ImageError saying why not."""
     if len(data) > MAX_UPLOAD_BYTES:
         raise ImageError(f"That file is {len(data) / 2**20:.1f} MB; images up to "
                          f"{MAX_UPLOAD_BYTES // 2**20} MB are accepted.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))  # reads only the header
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise ImageError(f"That image is {im.width}x{im.height} pixels, too large to "
-                                 "decode safely; use one under 16 megapixels.")
-            if im.format not in ("PNG", "JPEG", "BMP", "GIF", "WEBP"):
-                raise ImageError(f"{im.format} images are not accepted; use PNG or JPEG.")
-            im.load()
-    except ImageError:
-        raise
-    except (UnidentifiedImageError, ValueError):
-        raise ImageError("That file is not an image PIL can read; upload a PNG or JPEG.") from None
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageError("That image declares too many pixels (a decompression bomb?); refused.") from None
-    except (OSError, SyntaxError) as e:
-        raise ImageError(f"That image is damaged or truncated ({str(e)[:60]}).") from None
-    im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.BILINEAR)
-    t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
-    return t.view(size, size, channels).permute(2, 0, 1).contiguous()  # (C, H, W)
+    return image_to_tensor(bytes(data), channels, size)
 
 
 # --- one batch: maps, logits, identity ---

@@ -20,6 +20,8 @@ MAX_KERNEL = 31
 MAX_BLOCKS = 16
 MAX_CLASSES = 1000
 MAX_FC_WIDTH = 16384
+MAX_TEXT_CHARS = 200          # a name or a typed list of widths (the pages' text inputs stop here)
+MAX_SPEC_JSON_BYTES = 200_000
 
 
 class SpecError(ValueError):
@@ -138,8 +140,9 @@ class NetSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "NetSpec":
-        if len(text) > 200_000:
-            raise SpecError("That JSON file is too large to be a network spec (over 200 kB).")
+        if len(text) > MAX_SPEC_JSON_BYTES:
+            raise SpecError(f"That JSON file is too large to be a network spec (over "
+                            f"{MAX_SPEC_JSON_BYTES // 1000} kB).")
         try:
             d = json.loads(text)
         except (ValueError, UnicodeDecodeError, RecursionError) as e:  # '[[[...' nests too deep
@@ -214,6 +217,9 @@ def _int_list(value, what: str) -> list[int]:
 
 def validate(spec: NetSpec) -> None:
     """Raise SpecError for any setting that is wrong regardless of the input size."""
+    if len(str(spec.name)) > MAX_TEXT_CHARS:
+        raise SpecError(f"The network's name has {len(str(spec.name)):,} characters; use at most "
+                        f"{MAX_TEXT_CHARS}.")
     _positive("input size", spec.input_size, MAX_INPUT_SIZE)
     _positive("input channels", spec.in_channels, 64)
     _positive("number of classes", spec.num_classes, MAX_CLASSES)

@@ -23,7 +23,9 @@ METRIC_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test
                   "peak_infer_memory_bytes")
 RESULT_COLUMNS = ("best_test_acc", "final_test_acc", "train_loss", "examples_per_sec", "wall_s")
 STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this long is interrupted
+WRITE_RETRY_S = 60.0   # a write waits this long in all for a locked database before it fails
 CHECKPOINT_NAME = "checkpoint.pt"
+STALE_TMP_S = 600.0    # a checkpoint tmp file not written to for this long is a dead save's
 LOG_NAME = "worker.log"
 
 _SCHEMA = f"""
@@ -72,6 +74,22 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, id);
 """
+
+
+def _patiently(con: sqlite3.Connection, sql: str, deadline: float) -> None:
+    """Execute `sql`, trying again while the database is locked (each try itself waits up to
+    busy_timeout) until `deadline` (time.monotonic()); other errors are raised at once."""
+    pause = 0.05
+    while True:
+        try:
+            con.execute(sql)
+            return
+        except sqlite3.OperationalError as e:
+            code = getattr(e, "sqlite_errorcode", 0) & 0xFF   # extended codes: BUSY_SNAPSHOT...
+            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 1.0)
 
 
 class StoreError(ValueError):
@@ -134,6 +152,8 @@ class RunStore:
         self.db_path = self.home / "runs.sqlite"
         try:
             self.home.mkdir(parents=True, exist_ok=True)
+            for folder in self.home.glob("checkpoints/*/"):
+                remove_stale_tmp(folder)
             with self._connect() as con:
                 if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
                     return                                    # made before (and WAL is sticky)
@@ -159,15 +179,17 @@ class RunStore:
 
     @contextmanager
     def _write(self):
-        """A write transaction: BEGIN IMMEDIATE takes the write lock before any read."""
+        """A write transaction: BEGIN IMMEDIATE takes the write lock before any read. A locked
+        database is waited for, with backoff, up to WRITE_RETRY_S in all (then the error)."""
+        deadline = time.monotonic() + WRITE_RETRY_S
         with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
+            _patiently(con, "BEGIN IMMEDIATE", deadline)
             try:
                 yield con
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-            con.execute("COMMIT")
+            _patiently(con, "COMMIT", deadline)   # busy only without WAL (readers hold locks)
 
     # --- files ---
     def run_dir(self, run_id: int) -> Path:
@@ -361,12 +383,30 @@ def _run_dict(row: sqlite3.Row) -> dict:
 
 # --- checkpoint files ---
 
+def remove_stale_tmp(folder: Path, name: str = CHECKPOINT_NAME) -> list[Path]:
+    """Delete `name`.tmp-<pid> files that a save killed midway left behind: their process is
+    gone, or they have not been written to for STALE_TMP_S. Returns what was removed."""
+    removed = []
+    for tmp in folder.glob(f"{name}.tmp-*"):
+        pid = tmp.name.rpartition("-")[2]
+        try:
+            dead = not pid.isdigit() or not process_alive(int(pid), None)
+            if dead or time.time() - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:     # removed meanwhile by its own save, or not ours to remove
+            continue
+    return removed
+
+
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    """torch.save `state` so that readers only ever see a complete file (tmp, fsync, rename)."""
+    """torch.save `state` so that readers only ever see a complete file (tmp, fsync, rename);
+    leftovers of earlier saves killed midway are removed first."""
     import torch
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(path.parent, path.name)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

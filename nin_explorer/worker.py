@@ -65,8 +65,10 @@ class StoreReporter:
             self.on_event(event)
 
     def flush(self) -> None:
-        rows, self.rows = self.rows, []
-        self.store.add_metrics(self.run_id, rows)
+        """Write the buffered rows; they leave the buffer only once committed, so a write
+        that fails (after the store's retries) loses nothing the next flush can still write."""
+        self.store.add_metrics(self.run_id, self.rows)
+        self.rows = []
         self.last_flush = time.monotonic()
 
     def should_stop(self) -> bool:

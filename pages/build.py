@@ -74,7 +74,8 @@ for i in range(1, ss[W + "n_blocks"] + 1):
         st.selectbox("Kind", ["nin", "conv", "inception"], key=p + "kind", help=H.KIND)
         kind = ss[p + "kind"]
         if kind == "inception":
-            st.text_input("Path widths c1, c2a, c2b, c3a, c3b, c4", key=p + "paths", help=H.PATHS)
+            st.text_input("Path widths c1, c2a, c2b, c3a, c3b, c4", key=p + "paths", help=H.PATHS,
+                          max_chars=controls.MAX_TEXT_CHARS)
         else:
             st.slider("Output channels", 1, 1024, key=p + "out_channels", help=H.OUT_CHANNELS)
             a, b, c = st.columns(3)
@@ -84,7 +85,7 @@ for i in range(1, ss[W + "n_blocks"] + 1):
         if kind == "nin":
             st.slider("Extra 1x1 convs", 0, 3, key=p + "n_extra_1x1", help=H.EXTRA_1X1)
             st.text_input("1x1 widths (blank: same as output channels)", key=p + "widths_1x1",
-                          help=H.WIDTHS_1X1)
+                          help=H.WIDTHS_1X1, max_chars=controls.MAX_TEXT_CHARS)
         elif kind == "conv":
             st.slider("Convs in the block", 1, 4, key=p + "n_convs", help=H.N_CONVS)
         st.checkbox("BatchNorm after each conv", key=p + "batch_norm", help=H.BATCH_NORM)

@@ -6,6 +6,7 @@ import torch
 
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DataError
+from nin_explorer.images import IMAGE_EXTENSIONS
 from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointError, ImageError,
                                analyse_test_set, cached_analysis, channel_order, class_maps,
                                identity_gap, image_from_upload, load_checkpoint, load_upload,
@@ -92,7 +93,7 @@ modes = (["By class", "Random", "Most confident mistakes"] if data is not None e
 mode = st.radio("Image", modes, horizontal=True, key="maps_mode")
 image, label, index = None, None, None
 if mode == "Upload an image":
-    up = st.file_uploader("PNG or JPEG", type=["png", "jpg", "jpeg"], key="maps_image")
+    up = st.file_uploader("PNG, JPEG, BMP, GIF or WebP", type=[e[1:] for e in IMAGE_EXTENSIONS], key="maps_image")
     if up is not None:
         try:
             image = image_from_upload(up.getvalue(), spec.in_channels, data.images.shape[-1] if data else spec.input_size)

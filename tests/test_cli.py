@@ -57,3 +57,31 @@ def test_summary_of_every_neighbour_preset():
         assert data["totals"]["params"] == params
     sub_rows = [l["name"] for l in json.loads(run_cli("summary", "--preset", "googlenet", "--json").stdout)["layers"]]
     assert "block4.p2.conv_b" in sub_rows and "block4.concat" in sub_rows
+
+
+def test_config_not_utf8_exits_2_with_one_line(tmp_path):
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"name": "réseau"}'.encode("latin-1"))
+    for args in [("summary", "--config", str(latin1)), ("train", "--train-config", str(latin1))]:
+        out = run_cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.strip().splitlines() == [f"error: {latin1} is not UTF-8 text (byte 11 "
+                                                   "is 0xe9); save it as UTF-8 JSON"]
+
+
+def test_config_size_is_checked_before_the_file_is_read(tmp_path, capsys):
+    import tracemalloc
+
+    from nin_explorer.cli import main
+    from nin_explorer.spec import MAX_SPEC_JSON_BYTES
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(64 * 2**20)                       # sparse: 64 MB of zeros, no disk used
+    tracemalloc.start()
+    try:
+        code = main(["summary", "--config", str(big)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert code == 2 and f"over {MAX_SPEC_JSON_BYTES:,} bytes" in capsys.readouterr().err
+    assert peak < 4 * 2**20                          # reading it would hold 64 MB or more

@@ -24,3 +24,27 @@ def test_bad_controls_give_clear_messages(key, value, message):
     values = spec_to_controls(PRESETS["nin-paper"]) | {key: value}
     with pytest.raises(SpecError, match=message):
         controls_to_spec(values)
+
+
+# --- typed text: bounded in the widget and again where it is used ---
+
+def test_every_text_input_on_the_pages_has_max_chars():
+    import ast
+    from pathlib import Path
+
+    from conftest import ROOT
+    calls = [(path.name, node.lineno) for path in sorted((ROOT / "pages").glob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr in ("text_input", "text_area", "chat_input")
+             and not any(k.arg == "max_chars" for k in node.keywords)]
+    assert calls == [], f"text inputs without max_chars: {calls}"
+
+
+def test_overlong_text_is_refused_in_the_core():
+    from nin_explorer.controls import MAX_TEXT_CHARS
+    values = spec_to_controls(D2L) | {"b1.widths_1x1": "96, " * 6_000_000}   # 24 MB
+    with pytest.raises(SpecError, match=f"type at most {MAX_TEXT_CHARS}"):
+        controls_to_spec(values)
+    with pytest.raises(SpecError, match="name has 25,000,000 characters"):
+        controls_to_spec(spec_to_controls(D2L) | {"name": "x" * 25_000_000})

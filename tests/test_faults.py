@@ -1,5 +1,5 @@
 """Faults, caused on purpose: a worker killed mid-epoch, the app restarted under a running worker,
-CUDA out of memory, two sessions launching at the same moment. Each must end in a consistent
+CUDA out of memory, two sessions launching at the same moment, the database locked mid-run. Each must end in a consistent
 store (integrity_check, nothing earlier lost), an accurate status and a page that still renders.
 
 tests/test_worker.py already covers the plain cases (a killed worker is 'interrupted', a dead
@@ -7,6 +7,8 @@ orphan is reconciled when a manager starts, Stop within 2 s); these go further.
 """
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -242,3 +244,51 @@ def test_two_sessions_launching_at_once_queue_one_behind_the_other(home, manager
     assert "completed" in page_says(at)
     assert len(at.dataframe[-1].value) == 1 + len(runs)   # the earlier run and both new ones
     assert_intact(path, before)
+
+
+# --- the database locked by another process for 10 s mid-run ---
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.execute("COMMIT")
+"""
+
+
+@pytest.mark.slow
+def test_database_locked_10_s_mid_run_loses_no_metric(tmp_path, shapes_root, monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))
+    store = RunStore(tmp_path / "locked")
+    run_id = store.create_run(TINY.to_dict(), config(epochs=3, max_train_examples=2000).to_dict(),
+                              status="running")
+    reported, errors = [], []   # what train() reported (the oracle), and what execute_run raised
+
+    def run() -> None:
+        try:
+            execute_run(store, run_id, on_event=lambda e: reported.append((time.monotonic(), e)))
+        except BaseException as e:  # noqa: BLE001  (asserted below)
+            errors.append(e)
+
+    trainer = threading.Thread(target=run)
+    trainer.start()
+    try:
+        wait_for(lambda: store.metrics(run_id, "step"), 90, "the first step rows")
+        locker = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store.db_path), "10"],
+                                  stdout=subprocess.PIPE, text=True)
+        assert locker.stdout.readline().strip() == "locked"
+        locked_at = time.monotonic()
+        assert status(store, run_id) == "running"
+    finally:
+        trainer.join(120)
+    assert locker.wait(5) == 0 and not trainer.is_alive()
+    assert not errors, errors
+    run = store.get_run(run_id)
+    assert run["status"] == "completed", run
+    assert any(locked_at < t < locked_at + 10 for t, _ in reported)   # it trained into the lock
+    for kind in ("step", "epoch"):
+        sent = [e["step"] for _, e in reported if e["kind"] == kind]
+        assert sent and [r["step"] for r in store.metrics(run_id, kind)] == sent, kind
+    assert len([e for _, e in reported if e["kind"] == "epoch"]) == 3

@@ -198,3 +198,91 @@ def test_checkpoints_are_atomic_and_readable(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(StoreError, match="not a NiN Explorer checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+# --- a locked database: writes wait (bounded), then fail clearly ---
+
+def hold_write_lock(store: RunStore, seconds: float) -> threading.Thread:
+    """Another connection holds BEGIN IMMEDIATE for `seconds` (from a thread of its own)."""
+    locked = threading.Event()
+
+    def hold():
+        con = sqlite3.connect(store.db_path, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(seconds)
+        con.execute("COMMIT")
+        con.close()
+    t = threading.Thread(target=hold)
+    t.start()
+    locked.wait(5)
+    return t
+
+
+def test_writes_wait_out_a_lock_longer_than_busy_timeout(store):
+    run_id = store.create_run(SPEC, CONFIG)
+    holder = hold_write_lock(store, 6.5)                  # busy_timeout is 5 s
+    start = time.monotonic()
+    store.add_metrics(run_id, [{"kind": "step", "step": 1, "epoch": 0.1, "train_loss": 2.0}])
+    waited = time.monotonic() - start
+    holder.join()
+    assert 5 < waited < 12 and [m["step"] for m in store.metrics(run_id, "step")] == [1]
+
+
+def test_a_lock_held_past_the_retry_budget_fails_the_write(store, monkeypatch):
+    import nin_explorer.store as store_module
+    monkeypatch.setattr(store_module, "WRITE_RETRY_S", 0.0)   # one try: busy_timeout only
+    run_id = store.create_run(SPEC, CONFIG)
+    holder = hold_write_lock(store, 6.5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        store.heartbeat(run_id)
+    holder.join()
+
+
+# --- a save killed midway leaves no tmp file behind for good ---
+
+SAVE_THEN_HANG = """
+import os, sys, time, torch
+from nin_explorer import store
+def hang(fd):
+    print("saving", flush=True)
+    time.sleep(60)
+os.fsync = hang                      # the save stops after writing, before the rename
+store.save_checkpoint({"model": {"w": torch.zeros(1000)}, "spec": {}}, sys.argv[1])
+"""
+
+
+def killed_save(path) -> int:
+    """Run save_checkpoint(path) in a process and SIGKILL it midway; returns its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_THEN_HANG, str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "saving"
+    proc.kill()
+    proc.wait(10)
+    return proc.pid
+
+
+def test_tmp_files_of_a_killed_save_are_removed_by_the_next_save_or_open(store):
+    path = store.checkpoint_path(7)
+    pid = killed_save(path)
+    leftover = path.with_name(f"checkpoint.pt.tmp-{pid}")
+    assert leftover.exists() and not path.exists()
+    RunStore(store.home)                                       # the store opened again
+    assert not leftover.exists()
+
+    leftover.write_bytes(b"half a checkpoint")                # as if killed again
+    save_checkpoint({"model": {}, "spec": {}}, path)           # the run's next save
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_live_save_keeps_its_tmp_file_unless_it_went_silent(store):
+    folder = store.run_dir(3)
+    folder.mkdir(parents=True)
+    live = folder / f"checkpoint.pt.tmp-{os.getpid()}"         # this process: alive
+    live.write_bytes(b"half a checkpoint")
+    RunStore(store.home)
+    assert live.exists()
+    old = time.time() - 3600
+    os.utime(live, (old, old))                                 # no write for an hour
+    RunStore(store.home)
+    assert not live.exists()

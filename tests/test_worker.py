@@ -157,3 +157,28 @@ def test_worker_command_line_errors(tmp_path):
                           str(tmp_path), "--run-id", "7"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "there is no run 7" in out.stderr
+
+
+# --- the metric buffer ---
+
+def test_metric_rows_stay_buffered_until_a_write_commits(tmp_path, monkeypatch):
+    import sqlite3
+
+    from nin_explorer.worker import StoreReporter
+    store = RunStore(tmp_path / "home")
+    run_id = store.create_run({"name": "tiny"}, {}, status="running")
+    reporter = StoreReporter(store, run_id)
+    real_add, calls = store.add_metrics, []
+
+    def locked_once(run, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        real_add(run, rows)
+    monkeypatch.setattr(store, "add_metrics", locked_once)
+    step = {"kind": "step", "step": 1, "epoch": 0.5, "train_loss": 1.0}
+    with pytest.raises(sqlite3.OperationalError):
+        reporter.report(step)
+    reporter.report({**step, "step": 2})
+    assert calls == [1, 2]
+    assert [m["step"] for m in store.metrics(run_id, "step")] == [1, 2]
