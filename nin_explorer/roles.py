@@ -103,12 +103,16 @@ def teacher_token(home: str | os.PathLike, environ: dict | None = None) -> str:
     except (OSError, UnicodeDecodeError):
         pass
     token = secrets.token_urlsafe(24)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TOKEN_FILE}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as f:
-        f.write(token + "\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(token + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RoleError(f"Cannot keep the teacher's token in {path.parent} ({e.strerror or e}); "
+                        f"set NIN_EXPLORER_HOME to a writable folder or set {TOKEN_ENV}.") from None
     return token
 
 

@@ -115,3 +115,14 @@ def test_visitors_read_only_the_first_line_of_an_error():
     assert public_error(error) == "The worker exited with code 1."
     assert public_error(None) == public_error("  \n ") == "no error text"
     assert len(public_error("x" * 10_000)) == 300
+
+
+def test_the_cli_prints_the_teacher_link_that_make_run_shows(tmp_path, capsys, monkeypatch):
+    from nin_explorer.cli import main
+    monkeypatch.delenv(roles.TOKEN_ENV, raising=False)
+    assert main(["teacher-link", "--home", str(tmp_path), "--port", "8600"]) == 0
+    token = teacher_token(tmp_path, environ={})
+    assert f"http://localhost:8600/?teacher={token}" in capsys.readouterr().out
+    monkeypatch.setenv(roles.TOKEN_ENV, "short")
+    assert main(["teacher-link", "--home", str(tmp_path)]) == 2
+    assert "at least 12" in capsys.readouterr().err
