@@ -190,8 +190,8 @@ def describe(visitor: Visitor, limits: Limits, queued_by_visitor: int) -> str:
                 f"once. Visitors may queue {limits.max_queued_per_visitor} runs each, "
                 f"{limits.max_queued} in all.")
     return (f"You are a visitor: you can stop the runs you started; {queued_by_visitor} of "
-            f"{limits.max_queued_per_visitor} queued. Keep this page's address to find "
-            "your runs again.")
+            f"{limits.max_queued_per_visitor} queued or running. Keep this page's address to "
+            "find your runs again.")
 
 
 def public_error(error: str | None) -> str:
