@@ -24,9 +24,12 @@ T = "t."  # widget key prefix
 def launch(spec, cfg, name: str) -> None:
     """Queue a run for this visitor and open it; a refusal (quota, fit) is said on the page."""
     try:
-        st.query_params["run"] = str(jobs.submit(spec, cfg, name=name, owner=who.id))
+        run_id = jobs.submit(spec, cfg, name=name, owner=who.id)
     except (RoleError, SpecError) as e:
         ss[T + "refused"] = str(e)
+        return
+    st.query_params["run"] = str(run_id)
+    ss[T + "open"] = run_id      # the picker keeps its own choice unless told
 
 
 WIDGETS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision")

@@ -68,8 +68,10 @@ def test_runs_launched_by_a_browser_stay_its_own_after_a_reload():
     visitor = visitor[0] if isinstance(visitor, list) else visitor
     at.button(key="t.launch").click().run()
     run = RunStore().list_runs()[0]
-    assert run["owner"] == visitor
+    assert run["owner"] == visitor and at.selectbox(key="t.open").value == run["id"]
     assert "1 of 6 queued" in " ".join(c.value for c in at.sidebar.caption)
+    at.button(key="t.launch").click().run()                  # a second launch opens it too
+    assert at.selectbox(key="t.open").value == run["id"] + 1
     reloaded = train_page(v=visitor, run=str(run["id"]))     # the same address, a new session
     assert [b for b in reloaded.button if b.key == "t.stop"]
     stranger = train_page(run=str(run["id"]))                 # the same page without the id
