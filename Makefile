@@ -20,6 +20,7 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: venv
+	$(PY) -m nin_explorer teacher-link --port $(PORT)
 	$(PY) -m streamlit run app.py --server.port $(PORT) $(ARGS)
 
 test: venv

@@ -211,6 +211,20 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_teacher_link(args) -> int:
+    """The link that makes its holder the teacher of the app served from this run store."""
+    from . import roles
+    from .store import default_home
+
+    try:
+        token = roles.teacher_token(args.home or default_home())
+    except (roles.RoleError, OSError) as e:
+        raise CliError(str(e)) from None
+    print(f"Teacher link (keep it to yourself; visitors use the plain address): "
+          f"{roles.teacher_link(token, args.port)}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -266,6 +280,11 @@ def _add_train_parser(sub) -> None:
     r.add_argument("--limit", type=_positive_int, default=None)
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(func=cmd_runs)
+
+    k = sub.add_parser("teacher-link", help="print the link that opens the app as the teacher")
+    k.add_argument("--home", help="run store folder (the token is kept there)")
+    k.add_argument("--port", type=_positive_int, default=8501)
+    k.set_defaults(func=cmd_teacher_link)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from .roles import (TEACHER, Limits, check_ablation_size, check_quota, check_stop,
+                    check_teacher)
 from .spec import NetSpec
 from .store import RunStore, git_commit, process_alive, process_start
 from .summary import summarize
@@ -40,7 +42,7 @@ def default_at_once() -> int:
     docs/BENCHMARKS.md), else 1: with CUDA one run at a time goes to torchrun over several GPUs,
     and whether small runs gain from sharing one GPU is not measured yet."""
     value = os.environ.get("NIN_EXPLORER_MAX_CONCURRENT", "")
-    if value.isdecimal() and len(value) < 4:   # a whole number; anything else is ignored
+    if value.isascii() and value.isdecimal() and len(value) < 4:   # else ignored (not "٣")
         return min(MAX_AT_ONCE, max(1, int(value)))
     return 2 if not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2 else 1
 
@@ -81,14 +83,19 @@ class JobManager:
     split_threads each worker gets an equal share of the CPU cores (OMP_NUM_THREADS) instead of
     all of them (bench/runs_at_once.py measures both).
 
+    Who may do what is decided in roles.py and enforced here too: `owner` and `by` are owner
+    ids (roles.TEACHER for the teacher, a visitor's id, None for the CLI); `limits` are the
+    queue quotas (from the environment by default).
+
     A daemon thread polls the children every `poll_s`: it records a worker that died without an
     outcome, escalates stops, and starts the next queued run. Every method is thread-safe.
     """
 
     def __init__(self, home: str | os.PathLike | None = None, max_concurrent: int = 1,
                  poll_s: float = 0.25, term_after_s: float = 1.0, kill_after_s: float = 10.0,
-                 split_threads: bool = True):
+                 split_threads: bool = True, limits: Limits | None = None):
         self.store = RunStore(home)
+        self.limits = limits or Limits.from_env()
         self.home = self.store.home
         self.max_concurrent = max_concurrent
         self.split_threads = split_threads
@@ -106,20 +113,41 @@ class JobManager:
 
     # --- what pages call ---
     def submit(self, spec: NetSpec, cfg: TrainConfig, name: str | None = None,
-               group: str | None = None) -> int:
-        """Queue a run; it starts now if fewer than max_concurrent runs are running.
+               group: str | None = None, owner: str | None = None) -> int:
+        """Queue a run for `owner`; it starts now if fewer than max_concurrent runs are running.
 
-        Raises SpecError (before queueing) when the network does not fit its input size.
+        Raises SpecError when the network does not fit its input size, QuotaError when a queue
+        limit would be passed; either way nothing is queued.
         """
-        summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)
-        run_id = self.store.create_run(spec.to_dict(), cfg.to_dict(), name=name, group=group,
-                                       commit=git_commit())
-        self._start_queued()
-        return run_id
+        return self.submit_many([(spec, cfg, name)], owner=owner, group=group)[0]
 
-    def stop(self, run_id: int) -> str | None:
+    def submit_many(self, items: list[tuple[NetSpec, TrainConfig, str | None]],
+                    owner: str | None = None, group: str | None = None) -> list[int]:
+        """Queue (spec, config, name) runs together (an ablation): the quotas and every run's
+        launch check are passed by the whole batch before any run is queued."""
+        check_ablation_size(self.limits, len(items))
+        check_quota(self.limits, owner, len(items), *self.store.count_active(owner))  # early
+        for spec, cfg, _ in items:
+            self.check_launch(spec, cfg)
+        ids = self.store.create_runs(
+            [{"spec": spec.to_dict(), "config": cfg.to_dict(), "name": name, "group": group}
+             for spec, cfg, name in items], commit=git_commit(), owner=owner,
+            admit=lambda active, mine: check_quota(self.limits, owner, len(items), active, mine))
+        self._start_queued()
+        return ids
+
+    def check_launch(self, spec: NetSpec, cfg: TrainConfig) -> None:
+        """SpecError when this run cannot train (its network does not fit its input size)."""
+        summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)
+
+    def stop(self, run_id: int, by: str = TEACHER) -> str | None:
         """Ask a run to stop: the flag now, SIGTERM after term_after_s, SIGKILL after
-        kill_after_s. Returns the run's status (a queued run is 'stopped' at once)."""
+        kill_after_s. Returns the run's status (a queued run is 'stopped' at once), None when
+        there is no such run. RoleError when `by` is neither the teacher nor the run's owner."""
+        run = self.store.get_run(run_id)
+        if run is None:
+            return None
+        check_stop(by, run)
         status = self.store.request_stop(run_id)
         if status == "running":
             run = self.store.get_run(run_id)
@@ -128,14 +156,25 @@ class JobManager:
                                                      time.monotonic()))
         return status
 
-    def set_max_concurrent(self, n: int) -> None:
+    def clear_queue(self, by: str = TEACHER) -> list[int]:
+        """The teacher's: stop every queued run (running ones go on). Returns their ids."""
+        check_teacher(by, "clear the queue")
+        return self.store.clear_queue("Removed from the queue by the teacher.")
+
+    def set_max_concurrent(self, n: int, by: str = TEACHER) -> None:
         """How many runs may train at once from now on (1 to MAX_AT_ONCE); more start at once
-        if the queue has them. Runs already training are left alone when it goes down."""
+        if the queue has them. Runs already training are left alone when it goes down.
+        Only the teacher may (RoleError)."""
+        check_teacher(by, "change how many runs train at once")
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_AT_ONCE:
             raise ValueError(f"Runs at once must be a whole number from 1 to {MAX_AT_ONCE}.")
         with self._lock:
             self.max_concurrent = n
         self._start_queued()
+
+    def log_tail(self, run_id: int) -> str:
+        """The end of a run's worker log (for the teacher: it holds tracebacks and paths)."""
+        return _log_tail(self.store.log_path(run_id))
 
     def running(self) -> list[int]:
         """Ids of the runs whose worker this manager started and that are still alive."""
@@ -232,8 +271,8 @@ class JobManager:
                     stderr=subprocess.STDOUT, start_new_session=True,
                     env=self.worker_env(run, sharing))
         except OSError as e:
-            self.store.set_status(run_id, "failed", error=f"Could not start the worker: {e}",
-                                  expect=("running",))
+            self.store.set_status(run_id, "failed", error="Could not start the worker process.",
+                                  error_detail=str(e), expect=("running",))
             return
         self._children[run_id] = proc
         self.store.set_process(run_id, proc.pid, process_start(proc.pid))
@@ -260,12 +299,11 @@ class JobManager:
                 status, text = "interrupted", f"The worker process was killed by {name}{hint}."
             self.store.set_status(run_id, status, reason=text, expect=("running",))
             return
-        tail = _log_tail(self.store.log_path(run_id))
-        if code == 0:
-            error = "The worker exited without recording a result."
-        else:
-            error = f"The worker exited with code {code}." + (f"\n{tail}" if tail else "")
-        self.store.set_status(run_id, "failed", error=error, expect=("running",))
+        error = ("The worker exited without recording a result." if code == 0 else
+                 f"The worker exited with code {code}.")
+        # the tail may hold a traceback and this machine's paths: the teacher's, not everyone's
+        self.store.set_status(run_id, "failed", error=error, expect=("running",),
+                              error_detail=self.log_tail(run_id) or None)
 
     def _escalate_stops(self) -> None:
         now = time.monotonic()

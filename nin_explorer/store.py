@@ -13,6 +13,7 @@ import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -53,7 +54,9 @@ CREATE TABLE IF NOT EXISTS runs (
     torch_version TEXT,
     group_id TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    checkpoint TEXT
+    checkpoint TEXT,
+    owner TEXT,
+    error_detail TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
 CREATE TABLE IF NOT EXISTS metrics (
@@ -74,6 +77,29 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, id);
 """
+# Columns added since the first release: an older runs.sqlite gets them on first open.
+_ADDED_COLUMNS = {"owner": "TEXT", "error_detail": "TEXT"}
+_ADDED_INDEX = "CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, status)"
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Add the columns an older database lacks (checked again under the write lock, so two
+    processes opening it at once add each column once)."""
+    def missing():
+        have = {r["name"] for r in con.execute("PRAGMA table_info(runs)")}
+        return [c for c in _ADDED_COLUMNS if c not in have]
+    if not missing() and con.execute("SELECT 1 FROM sqlite_master "
+                                     "WHERE name = 'runs_owner'").fetchone():
+        return
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        for column in missing():
+            con.execute(f"ALTER TABLE runs ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
+        con.execute(_ADDED_INDEX)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
 
 
 def _patiently(con: sqlite3.Connection, sql: str, deadline: float) -> None:
@@ -155,11 +181,11 @@ class RunStore:
             for folder in self.home.glob("checkpoints/*/"):
                 remove_stale_tmp(folder)
             with self._connect() as con:
-                if con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
-                    return                                    # made before (and WAL is sticky)
-                if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    con.execute("PRAGMA journal_mode=WAL")    # persists in the file
-                con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
+                    if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        con.execute("PRAGMA journal_mode=WAL")    # persists in the file
+                    con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+                _migrate(con)
         except (OSError, sqlite3.Error) as e:                 # a read-only or misplaced folder
             raise StoreError(f"Cannot keep runs in {self.home} ({e}); set NIN_EXPLORER_HOME "
                              "(or --home) to a writable folder.") from None
@@ -204,18 +230,52 @@ class RunStore:
     # --- runs ---
     def create_run(self, spec: dict, config: dict, name: str | None = None,
                    group: str | None = None, status: str = "queued",
-                   commit: str | None = None) -> int:
-        """A new run (queued unless told otherwise); returns its id."""
+                   commit: str | None = None, owner: str | None = None,
+                   admit: Callable[[int, int], None] | None = None) -> int:
+        """A new run (queued unless told otherwise); returns its id. `owner`, `admit`: as
+        for create_runs."""
+        return self.create_runs([{"spec": spec, "config": config, "name": name, "group": group}],
+                                status=status, commit=commit, owner=owner, admit=admit)[0]
+
+    def create_runs(self, runs: list[dict], status: str = "queued", commit: str | None = None,
+                    owner: str | None = None,
+                    admit: Callable[[int, int], None] | None = None) -> list[int]:
+        """New runs (dicts of spec, config, name, group) in one transaction; returns their ids.
+
+        `owner` is who launched them (None: the CLI or an older app). `admit(active, of_owner)`
+        is called under the write lock with the counts of queued and running runs, all and
+        the owner's; it raises to refuse the whole batch, so concurrent callers cannot pass
+        a limit between its check and the insert.
+        """
         if status not in ACTIVE:
             raise ValueError(f"a new run is queued or running, not {status!r}")
         now = time.time()
+        ids = []
         with self._write() as con:
-            cur = con.execute(
-                "INSERT INTO runs (created, name, spec, config, status, group_id, git_commit, "
-                "started, heartbeat) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (now, name, json.dumps(spec), json.dumps(config), status, group, commit,
-                 now if status == "running" else None, now if status == "running" else None))
-            return cur.lastrowid
+            if admit is not None:
+                admit(*_count_active(con, owner))
+            for r in runs:
+                cur = con.execute(
+                    "INSERT INTO runs (created, name, spec, config, status, group_id, git_commit, "
+                    "started, heartbeat, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (now, r.get("name"), json.dumps(r["spec"]), json.dumps(r["config"]), status,
+                     r.get("group"), commit, now if status == "running" else None,
+                     now if status == "running" else None, owner))
+                ids.append(cur.lastrowid)
+        return ids
+
+    def count_active(self, owner: str | None = None) -> tuple[int, int]:
+        """(queued and running runs, those of them that `owner` launched)."""
+        with self._connect() as con:
+            return _count_active(con, owner)
+
+    def clear_queue(self, reason: str) -> list[int]:
+        """Stop every queued run (running ones keep training); returns their ids."""
+        with self._write() as con:
+            ids = [r[0] for r in con.execute("SELECT id FROM runs WHERE status = 'queued'")]
+            con.execute("UPDATE runs SET status = 'stopped', stop_requested = 1, ended = ?, "
+                        "reason = ? WHERE status = 'queued'", (time.time(), reason))
+        return ids
 
     def claim_next(self, max_running: int = 1) -> dict | None:
         """Atomically move the oldest queued run to running, unless `max_running` already run."""
@@ -251,9 +311,12 @@ class RunStore:
                             (*fields.values(), run_id))
 
     def set_status(self, run_id: int, status: str, *, reason: str | None = None,
-                   error: str | None = None, expect: tuple[str, ...] | None = None,
-                   **results) -> bool:
+                   error: str | None = None, error_detail: str | None = None,
+                   expect: tuple[str, ...] | None = None, **results) -> bool:
         """Move a run to `status`, with its results (RESULT_COLUMNS) when it finished.
+
+        `error` is the one line every visitor reads; `error_detail` (a log tail, a traceback)
+        only the teacher.
 
         With `expect`, only a run currently in one of those statuses changes (compare-and-set,
         so a late writer cannot overwrite an outcome); returns whether the row changed.
@@ -268,6 +331,8 @@ class RunStore:
             sets["reason"] = reason
         if error is not None:
             sets["error"] = error
+        if error_detail is not None:
+            sets["error_detail"] = error_detail
         if status in FINISHED:
             sets["ended"] = time.time()
         sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?"
@@ -371,6 +436,13 @@ class RunStore:
                             "WHERE id = ?", (why, now, r["id"]))
                 changed.append(r["id"])
         return changed
+
+
+def _count_active(con: sqlite3.Connection, owner: str | None) -> tuple[int, int]:
+    """(queued and running runs, those of them that `owner` launched)."""
+    active = "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')"
+    return (con.execute(active).fetchone()[0],
+            con.execute(active + " AND owner IS ?", (owner,)).fetchone()[0])
 
 
 def _run_dict(row: sqlite3.Row) -> dict:

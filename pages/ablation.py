@@ -4,29 +4,35 @@ import time
 import streamlit as st
 
 from nin_explorer import charts
-from nin_explorer.ablation import (EXERCISES, FACTORS, MAX_RUNS, WARN_RUNS, aggregate, expand,
+from nin_explorer.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
                                    exercise_plan, setting_label, to_csv)
 from nin_explorer.data import DATASETS
 from nin_explorer.jobs import MAX_AT_ONCE
 from nin_explorer.plan import human_duration
+from nin_explorer.roles import RoleError, may_stop
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.summary import summarize
 from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
-from pages.common import get_jobs, leave_pages_directory_mode, preset_choice
+from pages.common import get_jobs, leave_pages_directory_mode, preset_choice, visitor
 
 leave_pages_directory_mode()
 ss = st.session_state
 jobs = get_jobs()
 store = jobs.store
+who = visitor()
 A = "a."
 
 
-def queue(runs, title: str) -> str:
+def queue(runs, title: str) -> None:
+    """Queue the whole ablation for this visitor, or none of it (the refusal is said)."""
     group = f"{title} · {time.strftime('%H:%M:%S')}"
-    for r in runs:
-        jobs.submit(r.spec, r.config, name=r.label + f" · seed {r.seed}", group=group)
+    try:
+        jobs.submit_many([(r.spec, r.config, r.label + f" · seed {r.seed}") for r in runs],
+                         owner=who.id, group=group)
+    except (RoleError, SpecError) as e:
+        ss[A + "refused"] = str(e)
+        return
     ss[A + "group"] = group
-    return group
 
 
 AT_ONCE_HELP = (
@@ -40,18 +46,32 @@ AT_ONCE_HELP = (
 
 
 def set_at_once() -> None:
-    jobs.set_max_concurrent(int(ss[A + "at_once"]))
+    try:
+        jobs.set_max_concurrent(int(ss[A + "at_once"]), by=who.id)
+    except RoleError as e:
+        ss[A + "refused"] = str(e)
+
+
+def clear_queue() -> None:
+    st.toast(f"Removed {len(jobs.clear_queue(by=who.id))} queued run(s).")
 
 
 st.title("Ablations")
 device = resolve_device("auto").type
 ss[A + "at_once"] = jobs.max_concurrent            # another session may have changed it
-col, note = st.columns([1, 3], vertical_alignment="bottom")
+col, note, clear = st.columns([1, 3, 1], vertical_alignment="bottom")
 col.number_input("Runs at once", 1, MAX_AT_ONCE, key=A + "at_once", on_change=set_at_once,
-                 help=AT_ONCE_HELP)
+                 disabled=not who.is_teacher,
+                 help=AT_ONCE_HELP + ("" if who.is_teacher else " Only the teacher sets it."))
 busy = [r["status"] for r in store.list_runs(("queued", "running"))]
 note.caption(f"Now: {busy.count('running')} running, {busy.count('queued')} queued (all pages "
              "share one queue). A run alone gets every CPU core.")
+if who.is_teacher:
+    clear.button("Clear the queue", key=A + "clear", on_click=clear_queue,
+                 disabled="queued" not in busy, help="Remove every queued run, everyone's; "
+                 "runs already training go on.")
+if A + "refused" in ss:
+    st.error(ss.pop(A + "refused"))
 tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"])
 with tab_ex:
     st.caption("One click queues the experiment. " + (
@@ -67,9 +87,8 @@ with tab_ex:
                 f"{FACTORS[k].title} in {v}" for k, v in factors.items())
                 + f", {seeds} seed(s)" + ("" if "epochs" in factors else f", {cfg.epochs} epochs")
                 + f", recipe {cfg.recipe}.")
-            if st.button("Start", key=A + "ex." + key):
-                queue(runs, ex.title.split(":")[0])
-                st.rerun()
+            st.button("Start", key=A + "ex." + key, on_click=queue,
+                      args=(runs, ex.title.split(":")[0]))
 
 with tab_custom:
     c1, c2 = st.columns(2)
@@ -101,12 +120,11 @@ with tab_custom:
         st.error(str(e))
         runs = []
     if runs:
-        msg = f"{len(runs)} runs (cap {MAX_RUNS})."
+        msg = f"{len(runs)} runs (cap {jobs.limits.max_ablation_runs})."
         (st.warning if len(runs) > WARN_RUNS else st.caption)(
             msg + (" That is many: on a CPU each takes a minute or more." if len(runs) > WARN_RUNS else ""))
-        if st.button("Queue the ablation", type="primary", key=A + "queue"):
-            queue(runs, "Ablation")
-            st.rerun()
+        st.button("Queue the ablation", type="primary", key=A + "queue", on_click=queue,
+                  args=(runs, "Ablation"))
 
 # --- results ---
 groups = []
@@ -119,9 +137,11 @@ if not groups:
     st.stop()
 group = st.selectbox("Ablation", groups, key=A + "group")
 active = any(r["status"] in ("queued", "running") for r in store.list_runs(group=group))
-if active and st.button("Cancel the whole ablation", key=A + "cancel"):
-    for r in store.list_runs(("queued", "running"), group=group):
-        jobs.stop(r["id"])
+stoppable = [r["id"] for r in store.list_runs(("queued", "running"), group=group)
+             if may_stop(who.id, r.get("owner"))]
+if stoppable and st.button("Cancel the whole ablation", key=A + "cancel"):
+    for run_id in stoppable:
+        jobs.stop(run_id, by=who.id)
     st.toast("Cancelling...")
 
 

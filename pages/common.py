@@ -28,11 +28,54 @@ PAGES = [
 def draw_frame() -> None:
     """What every page shares: wide layout and our sidebar menu."""
     st.set_page_config(page_title="NiN Explorer", page_icon=":material/deployed_code:", layout="wide")
+    who = visitor()
     with st.sidebar:
         st.markdown("### NiN Explorer")
-        for path, title, icon, _ in PAGES:
-            st.page_link(path, label=title, icon=icon)
+        for path, title, icon, _ in PAGES:   # the links carry who you are to the next page
+            st.page_link(path, label=title, icon=icon, query_params=who.query)
         st.divider()
+        _role_line(who)
+
+
+VISITOR_KEY = "role.visitor"
+
+
+def visitor():
+    """Who this browser is: roles.identify decides from the URL, the server's address and
+    what this session remembers; kept in session state and in the URL (a reload keeps it)."""
+    from nin_explorer import roles
+    from nin_explorer.store import default_home
+
+    single = roles.single_user(st.get_option("server.address"))
+    try:
+        token = "" if single else roles.teacher_token(default_home())
+    except roles.RoleError as e:
+        st.error(str(e))
+        st.stop()
+    who = roles.identify(token, single, teacher_param=st.query_params.get("teacher"),
+                         visitor_param=st.query_params.get("v"),
+                         remembered=st.session_state.get(VISITOR_KEY))
+    st.session_state[VISITOR_KEY] = who
+    for name in ("teacher", "v"):
+        if name not in who.query:
+            st.query_params.pop(name, None)
+        elif st.query_params.get(name) != who.query[name]:
+            st.query_params[name] = who.query[name]
+    return who
+
+
+def _role_line(who) -> None:
+    """The sidebar's 'who you are, what you may do' (skipped while the run store is unusable:
+    the page says that itself)."""
+    from nin_explorer.roles import describe
+    from nin_explorer.store import StoreError, default_home
+    if who.refused_link:
+        st.warning("That teacher link does not match this server's token, so you are a visitor.")
+    try:
+        jobs = _jobs(str(default_home()))
+    except StoreError:
+        return
+    st.caption(describe(who, jobs.limits, jobs.store.count_active(who.id)[1]))
 
 
 def leave_pages_directory_mode() -> None:

@@ -5,18 +5,31 @@ from nin_explorer import charts, help_text as H
 from nin_explorer.data import DATASETS, DataError, dataset_info
 from nin_explorer.plan import adapt_spec, estimate, human_duration, smallest_input_size
 from nin_explorer.render import human_bytes
+from nin_explorer.roles import RoleError, may_stop, public_error
 from nin_explorer.spec import SpecError
 from nin_explorer.presets import PRESETS
 from nin_explorer.train import (RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults,
                                 resolve_device)
 from pages.common import (current_spec, get_jobs, leave_pages_directory_mode, measured_rate,
-                          preset_choice, run_title, runs_table)
+                          preset_choice, run_title, runs_table, visitor)
 
 leave_pages_directory_mode()
 ss = st.session_state
 jobs = get_jobs()
 store = jobs.store
+who = visitor()
 T = "t."  # widget key prefix
+
+
+def launch(spec, cfg, name: str) -> None:
+    """Queue a run for this visitor and open it; a refusal (quota, fit) is said on the page."""
+    try:
+        run_id = jobs.submit(spec, cfg, name=name, owner=who.id)
+    except (RoleError, SpecError) as e:
+        ss[T + "refused"] = str(e)
+        return
+    st.query_params["run"] = str(run_id)
+    ss[T + "open"] = run_id      # the picker keeps its own choice unless told
 
 
 WIDGETS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision")
@@ -99,10 +112,10 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
         if small and small < size:
             st.button(f"Use {small}x{small} input (the smallest that works from {info.image_size} px data)",
                       key=T + "shrink", on_click=ss.__setitem__, args=(T + f"size.{spec.name}", small))
-    if st.button("Launch", type="primary", key=T + "launch"):
-        run_id = jobs.submit(spec, cfg, name=f"{spec.name} on {dataset}")
-        st.query_params["run"] = str(run_id)
-        st.rerun()
+    st.button("Launch", type="primary", key=T + "launch", on_click=launch,
+              args=(spec, cfg, f"{spec.name} on {dataset}"))
+    if T + "refused" in ss:
+        st.error(ss.pop(T + "refused"))
 
 # --- 2. one run, live ---
 runs = store.list_runs(limit=200)
@@ -116,10 +129,14 @@ run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
                       format_func=lambda i: run_title(next(r for r in runs if r["id"] == i)),
                       help="Its status and progress are in the line below.")
 st.query_params["run"] = str(run_id)
-active = store.get_run(run_id)["status"] in ("queued", "running")
-if active and st.button("Stop", key=T + "stop"):
-    jobs.stop(run_id)
-    st.toast(f"Stopping run #{run_id}...")
+shown = store.get_run(run_id)
+active = shown["status"] in ("queued", "running")
+if active and may_stop(who.id, shown.get("owner")):
+    if st.button("Stop", key=T + "stop"):
+        jobs.stop(run_id, by=who.id)
+        st.toast(f"Stopping run #{run_id}...")
+elif active:
+    st.caption("Only the visitor who launched this run, or the teacher, can stop it.")
 
 
 def relaunch_offline(run: dict):
@@ -128,7 +145,7 @@ def relaunch_offline(run: dict):
     info = dataset_info("shapes")
     spec = adapt_spec(spec, info.channels, info.n_classes)
     cfg = TrainConfig.from_dict({**run["config"], "dataset": "shapes"})
-    st.query_params["run"] = str(jobs.submit(spec, cfg, name=f"{spec.name} on shapes"))
+    launch(spec, cfg, f"{spec.name} on shapes")
 
 
 @st.fragment(run_every=1.0 if active else None)
@@ -157,7 +174,10 @@ def live(run_id: int, was_active: bool):
     if run["status"] == "diverged":
         st.warning(H.diverged_text(run.get("reason")))
     elif run["status"] == "failed":
-        st.error(f"The run failed: {run.get('error') or 'no error text'}")
+        st.error(f"The run failed: {public_error(run.get('error'))}")
+        if who.is_teacher:   # tracebacks and paths: the teacher's, never every visitor's
+            with st.expander("Details (only the teacher sees them)"):
+                st.code(run.get("error_detail") or jobs.log_tail(run_id) or "(the log is empty)")
         if "'shapes'" in (run.get("error") or ""):
             st.button("Run the same on the offline `shapes` data set", key="t.offline",
                       on_click=relaunch_offline, args=(run,))

@@ -72,3 +72,48 @@ def test_compare_needs_two_runs_and_shows_differences(use_trained_home):
     at = page("pages/compare.py")
     assert not at.exception
     assert "at least two runs" in at.info[0].value
+
+
+# --- a shared server: who runs the queue (no worker starts in these) ---
+
+from classroom import ALICE, TOKEN, classroom, open_page  # noqa: E402,F401 (a fixture)
+
+def ablation_page(**query) -> AppTest:
+    return open_page("pages/ablation.py", **query)
+
+
+def test_a_visitor_cannot_change_runs_at_once_or_clear_the_queue(classroom):
+    at = ablation_page(v=ALICE)
+    assert not at.exception
+    assert at.number_input(key="a.at_once").disabled
+    assert not [b for b in at.button if b.key == "a.clear"]
+    assert "Only the teacher sets it" in at.number_input(key="a.at_once").help
+    # (a hand-made message that changed it anyway is refused by the job manager: test_jobs.py)
+
+
+def test_the_teacher_sets_runs_at_once_and_clears_the_queue(classroom):
+    at = ablation_page(v=ALICE)
+    at.button(key="a.ex.last-block").click().run()                 # Alice queues 4 runs
+    assert len(RunStore().list_runs("queued")) == 4
+    at = ablation_page(teacher=TOKEN)
+    assert not at.number_input(key="a.at_once").disabled
+    try:
+        at.number_input(key="a.at_once").set_value(3).run()
+        assert ablation_page(teacher=TOKEN).number_input(key="a.at_once").value == 3
+    finally:
+        at.number_input(key="a.at_once").set_value(1).run()
+    at.button(key="a.clear").click().run()
+    assert not at.exception
+    assert {r["status"] for r in RunStore().list_runs()} == {"stopped"}
+
+
+def test_an_ablation_past_the_visitors_quota_is_refused_whole(classroom, monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_MAX_QUEUED_PER_VISITOR", "4")
+    at = ablation_page(v=ALICE)
+    at.button(key="a.ex.lr-epochs").click().run()                  # 6 runs
+    assert not at.exception
+    assert "at most 4" in at.error[0].value and "this would add 6" in at.error[0].value
+    assert RunStore().list_runs() == []
+    at.button(key="a.ex.last-block").click().run()                 # 4 runs fit
+    assert len(RunStore().list_runs()) == 4
+    assert "4 of 4 queued" in " ".join(c.value for c in at.sidebar.caption)

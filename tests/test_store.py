@@ -286,3 +286,50 @@ def test_a_live_save_keeps_its_tmp_file_unless_it_went_silent(store):
     os.utime(live, (old, old))                                 # no write for an hour
     RunStore(store.home)
     assert not live.exists()
+
+# --- owners (a shared server's visitors) ---
+
+def test_an_older_database_gains_the_owner_and_error_detail_columns(tmp_path):
+    from nin_explorer import store as store_module
+    home = tmp_path / "old"
+    home.mkdir()
+    old_schema = store_module._SCHEMA.replace("    checkpoint TEXT,\n    owner TEXT,\n"
+                                              "    error_detail TEXT\n", "    checkpoint TEXT\n")
+    assert "owner" not in old_schema
+    con = sqlite3.connect(home / "runs.sqlite")
+    con.executescript(old_schema)
+    con.execute("INSERT INTO runs (created, spec, config) VALUES (1, '{}', '{}')")
+    con.commit()
+    con.close()
+    stores = []
+    threads = [threading.Thread(target=lambda: stores.append(RunStore(home))) for _ in range(4)]
+    for t in threads:       # several processes may open it at once: each column is added once
+        t.start()
+    for t in threads:
+        t.join()
+    store = RunStore(home)
+    old = store.get_run(1)
+    assert old["owner"] is None and old["error_detail"] is None and old["status"] == "queued"
+    new = store.create_run(SPEC, CONFIG, owner="v" * 20)
+    assert store.get_run(new)["owner"] == "v" * 20
+    assert store.count_active("v" * 20) == (2, 1) and store.count_active(None) == (2, 1)
+    store.set_status(new, "failed", error="one line", error_detail="Traceback ...")
+    assert store.get_run(new)["error_detail"] == "Traceback ..."
+
+
+def test_admit_sees_the_counts_under_the_write_lock_and_can_refuse_a_batch(store):
+    store.create_run(SPEC, CONFIG, owner="a" * 20)
+    seen = []
+
+    def refuse(active, mine):
+        seen.append((active, mine))
+        raise ValueError("full")
+
+    with pytest.raises(ValueError, match="full"):
+        store.create_runs([{"spec": SPEC, "config": CONFIG}] * 3, owner="a" * 20, admit=refuse)
+    assert seen == [(1, 1)] and len(store.list_runs()) == 1
+    ids = store.create_runs([{"spec": SPEC, "config": CONFIG, "group": "g"}] * 2, owner="b" * 20,
+                            admit=lambda active, mine: None)
+    assert [store.get_run(i)["group_id"] for i in ids] == ["g", "g"]
+    assert store.clear_queue("cleared") == [1, *ids]
+    assert {r["status"] for r in store.list_runs()} == {"stopped"}
