@@ -23,7 +23,7 @@ import torch
 from .roles import (TEACHER, Limits, check_ablation_size, check_quota, check_stop,
                     check_teacher)
 from .spec import NetSpec
-from .store import RunStore, git_commit, process_alive, process_start
+from .store import ERROR_DETAIL_CHARS, RunStore, git_commit, process_alive, process_start
 from .summary import summarize
 from .train import TrainConfig, apply_recipe
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECONCILE_EVERY_S = 5.0
-LOG_TAIL_CHARS = 2000
+LOG_TAIL_CHARS = ERROR_DETAIL_CHARS
 MAX_AT_ONCE = 16
 
 

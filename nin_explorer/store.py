@@ -27,6 +27,7 @@ STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this
 WRITE_RETRY_S = 60.0   # a write waits this long in all for a locked database before it fails
 CHECKPOINT_NAME = "checkpoint.pt"
 STALE_TMP_S = 600.0    # a checkpoint tmp file not written to for this long is a dead save's
+ERROR_DETAIL_CHARS = 2000  # the end of a log or traceback kept for the teacher (error_detail)
 LOG_NAME = "worker.log"
 
 _SCHEMA = f"""

@@ -23,7 +23,7 @@ import torch
 from . import distributed
 from .data import DataError, load_dataset
 from .spec import NetSpec, SpecError
-from .store import RunStore, process_start, save_checkpoint
+from .store import ERROR_DETAIL_CHARS, RunStore, process_start, save_checkpoint
 from .train import ConfigError, TrainConfig, TrainResult, train
 
 HEARTBEAT_S = 2.0     # "last heard from" for pages; liveness itself is checked by pid
@@ -159,6 +159,7 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
                          wall_s=time.perf_counter() - t_start)
         return None
     except BaseException as e:
+        detail = None
         if isinstance(e, LEARNER_ERRORS):
             error = str(e)
         elif isinstance(e, torch.cuda.OutOfMemoryError):
@@ -167,14 +168,15 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
         elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
             error = ("The disk is full, so the run stopped: free some space and launch it again. "
                      "The metrics so far and the previous checkpoint are kept.")
-        else:
-            error = f"{type(e).__name__}: {e}"
+        else:   # its text may hold paths: the teacher reads it, visitors get one line
+            error = f"The run failed unexpectedly ({type(e).__name__}); the teacher can see why."
+            detail = "".join(traceback.format_exception(e))[-ERROR_DETAIL_CHARS:]
             traceback.print_exc()
         try:
             reporter.flush()
         finally:
-            store.set_status(run_id, "failed", error=error, expect=("running",),
-                             wall_s=time.perf_counter() - t_start)
+            store.set_status(run_id, "failed", error=error, error_detail=detail,
+                             expect=("running",), wall_s=time.perf_counter() - t_start)
         raise
     finally:
         if gate is not None:

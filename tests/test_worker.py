@@ -182,3 +182,22 @@ def test_metric_rows_stay_buffered_until_a_write_commits(tmp_path, monkeypatch):
     reporter.report({**step, "step": 2})
     assert calls == [1, 2]
     assert [m["step"] for m in store.metrics(run_id, "step")] == [1, 2]
+
+
+def test_unexpected_error_shows_visitors_one_line_and_keeps_the_detail(tmp_path, monkeypatch):
+    """An exception we did not foresee may carry paths: its text goes to error_detail (the
+    teacher's), and every visitor reads one line without it."""
+    import nin_explorer.worker as worker_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("cannot open /home/teacher/secret/cache.bin")
+    monkeypatch.setattr(worker_module, "load_dataset", boom)
+    store = RunStore(tmp_path / "home")
+    run_id = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
+    with pytest.raises(RuntimeError):
+        worker_module.execute_run(store, run_id)
+    run = store.get_run(run_id)
+    assert run["status"] == "failed"
+    assert "/home/teacher" not in run["error"] and "\n" not in run["error"]
+    assert "RuntimeError" in run["error"]
+    assert "/home/teacher/secret/cache.bin" in run["error_detail"]
