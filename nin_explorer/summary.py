@@ -35,6 +35,15 @@ class ShapeError(SpecError):
         self.min_input_size = min_input_size
 
 
+class TooLargeError(SpecError):
+    """More parameters than MAX_PARAMS; carries the counts, which are still worth showing."""
+
+    def __init__(self, message: str, params: int, fc_params: int):
+        super().__init__(message)
+        self.params = params
+        self.fc_params = fc_params
+
+
 @dataclass(frozen=True)
 class LayerRow:
     index: int
@@ -315,10 +324,11 @@ def summarize(spec: NetSpec, batch_size: int = 128, precision: str = "fp32",
     params = sum(r.params for r in rows)
     if params > MAX_PARAMS:
         biggest = max(rows, key=lambda r: r.params)
-        raise SpecError(
+        raise TooLargeError(
             f"This network would have {params:,} parameters, more than the limit of "
             f"{MAX_PARAMS:,}; {biggest.name} alone has {biggest.params:,}. Pool more before "
-            f"the head, use fewer or narrower layers, or a GAP head.")
+            f"the head, use fewer or narrower layers, or a GAP head.",
+            params, sum(r.params for r in rows if r.type == "Linear"))
     memory = _memory(rows, input_shape, params, batch_size, precision, optimizer)
     if memory.train_bytes > MEMORY_LIMIT_BYTES:
         raise SpecError(
