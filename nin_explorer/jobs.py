@@ -22,7 +22,7 @@ import torch
 
 from .spec import NetSpec
 from .store import RunStore, git_commit, process_alive, process_start
-from .summary import summarize
+from . import plan
 from .train import TrainConfig, apply_recipe
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,10 @@ class JobManager:
                group: str | None = None) -> int:
         """Queue a run; it starts now if fewer than max_concurrent runs are running.
 
-        Raises SpecError (before queueing) when the network does not fit its input size.
+        Raises SpecError (before queueing) when the network does not fit its input size, and
+        plan.FitError (a SpecError) when the run would not fit this machine's free memory.
         """
-        summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)
+        plan.check_fits(spec, cfg)
         run_id = self.store.create_run(spec.to_dict(), cfg.to_dict(), name=name, group=group,
                                        commit=git_commit())
         self._start_queued()
