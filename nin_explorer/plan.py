@@ -164,6 +164,28 @@ def check_fits(spec: NetSpec, cfg, available_bytes: int | None = None,
     return fit
 
 
+def check_fits_together(runs: list, at_once: int = 1, available_bytes: int | None = None,
+                        device: str | None = None) -> list[RunMemory]:
+    """`check_fits` for every (spec, cfg) of `runs` (an ablation, before any is queued), and for
+    the `at_once` largest together, as they may run side by side. Raises FitError naming the run."""
+    fits = []
+    for i, (spec, cfg) in enumerate(runs, 1):
+        try:
+            fits.append(check_fits(spec, cfg, available_bytes, device))
+        except FitError as e:
+            raise FitError(f"Run {i} of {len(runs)} ({spec.name}): {e}", e.fit) from None
+    for where in {f.device for f in fits}:
+        same = sorted((f for f in fits if f.device == where), key=lambda f: -f.total_bytes)
+        together, free = sum(f.total_bytes for f in same[:at_once]), same[0].available_bytes
+        if at_once > 1 and len(same) > 1 and free is not None and together > free:
+            n = min(at_once, len(same))
+            raise FitError(
+                f"These runs fit one at a time, but {n} at once would need about "
+                f"{human_bytes(together)} of {same[0].where}, and {human_bytes(free)} is free. "
+                f"Lower \"Runs at once\" or the batch size.", same[0])
+    return fits
+
+
 def estimate(spec: NetSpec, batch_size: int, n_train: int, n_test: int, device: str,
              measured_examples_per_s: float | None = None, optimizer: str = "sgd",
              precision: str = "fp32") -> dict:

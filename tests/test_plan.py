@@ -79,3 +79,16 @@ def test_free_memory_is_read_from_this_machine():
     from nin_explorer.plan import available_memory_bytes
     free = available_memory_bytes("cpu")
     assert free is None or 2**20 < free < 2**50
+
+
+def test_an_ablation_is_checked_whole_before_any_run_is_queued():
+    from nin_explorer.plan import FitError, check_fits_together
+    from nin_explorer.train import TrainConfig
+    small, big = TrainConfig(batch_size=16), TrainConfig(batch_size=16, input_size=512)
+    one = check_fits_together([(TINY, small)], available_bytes=2**40, device="cpu")[0]
+    free = int(one.total_bytes * 1.5)      # room for one small run, not for two side by side
+    assert len(check_fits_together([(TINY, small)] * 2, 1, free, "cpu")) == 2
+    with pytest.raises(FitError, match="2 at once would need"):
+        check_fits_together([(TINY, small)] * 2, 2, free, "cpu")
+    with pytest.raises(FitError, match=r"Run 2 of 2 \(tiny\)"):   # a later run too large
+        check_fits_together([(TINY, small), (TINY, big)], 1, free, "cpu")
