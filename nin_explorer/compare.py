@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .presets import ALEXNET, VGG11
 from .spec import NetSpec
-from .summary import Summary, summarize
+from .summary import Summary, TooLargeError, summarize
 
 
 def fc_variant(spec: NetSpec, hidden: tuple[int, ...] = (4096, 4096)) -> NetSpec:
@@ -29,7 +29,13 @@ def compare_rows(spec: NetSpec, batch_size: int = 128, precision: str = "fp32",
     args = (batch_size, precision, optimizer)
     rows = [_row(f"this variant ({spec.name})", summarize(spec, *args))]
     if spec.head != "fc":
-        rows.append(_row("same convs, FC head 4096-4096", summarize(fc_variant(spec), *args)))
+        label = "same convs, FC head 4096-4096"
+        try:
+            rows.append(_row(label, summarize(fc_variant(spec), *args)))
+        except TooLargeError as e:   # e.g. one block, no pool, 512 px: a 16 x 512 x 512 flatten
+            rows.append({"network": f"{label}: too large to compare ({e.params:.2g} parameters)",
+                         "params": e.params, "fc_params": e.fc_params, "flops": None,
+                         "train_memory_bytes": None, "infer_memory_bytes": None, "input": None})
     rows += [_row("AlexNet", summarize(ALEXNET, *args)), _row("VGG-11", summarize(VGG11, *args))]
     return rows
 

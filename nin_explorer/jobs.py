@@ -20,12 +20,12 @@ from pathlib import Path
 
 import torch
 
+from . import plan
 from .roles import (TEACHER, Limits, check_ablation_size, check_quota, check_stop,
                     check_teacher)
 from .spec import NetSpec
 from .store import ERROR_DETAIL_CHARS, RunStore, git_commit, process_alive, process_start
-from .summary import summarize
-from .train import TrainConfig, apply_recipe
+from .train import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ class JobManager:
         launch check are passed by the whole batch before any run is queued."""
         check_ablation_size(self.limits, len(items))
         check_quota(self.limits, owner, len(items), *self.store.count_active(owner))  # early
-        for spec, cfg, _ in items:
-            self.check_launch(spec, cfg)
+        self.check_launch([(spec, cfg) for spec, cfg, _ in items])
         ids = self.store.create_runs(
             [{"spec": spec.to_dict(), "config": cfg.to_dict(), "name": name, "group": group}
              for spec, cfg, name in items], commit=git_commit(), owner=owner,
@@ -136,9 +135,11 @@ class JobManager:
         self._start_queued()
         return ids
 
-    def check_launch(self, spec: NetSpec, cfg: TrainConfig) -> None:
-        """SpecError when this run cannot train (its network does not fit its input size)."""
-        summarize(apply_recipe(spec, cfg)[0], cfg.batch_size)
+    def check_launch(self, runs: list[tuple[NetSpec, TrainConfig]]) -> None:
+        """SpecError when a run cannot train (its network does not fit its input size), FitError
+        (a SpecError) when a run, or the largest `max_concurrent` side by side, would not fit
+        this machine's free memory."""
+        plan.check_fits_together(runs, at_once=self.max_concurrent)
 
     def stop(self, run_id: int, by: str = TEACHER) -> str | None:
         """Ask a run to stop: the flag now, SIGTERM after term_after_s, SIGKILL after

@@ -4,6 +4,7 @@ import streamlit as st
 from nin_explorer import charts, controls, help_text as H
 from nin_explorer.compare import compare_rows, gap_example
 from nin_explorer.export import from_query, pytorch_snippet, to_query
+from nin_explorer.plan import available_memory_bytes, memory_optimizer, memory_precision
 from nin_explorer.presets import DESCRIPTIONS, PRESETS
 from nin_explorer.render import block_rows, human_bytes, human_count, table_rows
 from nin_explorer.spec import NetSpec, SpecError
@@ -146,7 +147,10 @@ cols[1].metric("FLOPs per image", human_count(summary.flops), help=H.FLOPS)
 cols[2].metric("Multiply-adds", human_count(summary.macs), help=H.MACS)
 cols[3].metric("Training memory", human_bytes(m.train_bytes), help=MEMORY_BASIS)
 cols[4].metric("Prediction memory", human_bytes(m.infer_bytes), help=MEMORY_BASIS)
-st.caption(f"Memory at batch size {m.batch_size}, {precision}, {optimizer} (change in the sidebar).")
+free = available_memory_bytes("cpu")
+st.caption(f"Memory at batch size {m.batch_size}, {precision}, {optimizer} (change in the sidebar)"
+           + ("." if free is None else f"; this machine has {human_bytes(free)} of RAM free now "
+              "(the Train page checks each run against it, with its data and evaluation batch)."))
 
 tabs = st.tabs(["Layers", "Blocks", "Diagram", "Memory", "Compare", "Export", "About the numbers"])
 with tabs[0]:
@@ -167,8 +171,9 @@ with tabs[3]:
         run, cfg = measured["run"], measured["run"]["config"]
         device = run.get("device") or "?"
         on_gpu = device.startswith("cuda")
-        est = summarize(spec, cfg["batch_size"], cfg["precision"] if on_gpu else "fp32",
-                        {"adam": "adam", "adamw": "adam", "sgd-momentum": "sgd-momentum"}.get(cfg["optimizer"], "sgd")).memory
+        est = summarize(spec, cfg["batch_size"],
+                        memory_precision(cfg["precision"], "cuda" if on_gpu else "cpu"),
+                        memory_optimizer(cfg["optimizer"])).memory
         st.markdown(H.measured_memory_text(run["id"], device, cfg["batch_size"], est.train_bytes,
                                            measured["train"], est.infer_bytes, measured["infer"], on_gpu))
     else:

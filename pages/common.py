@@ -1,12 +1,17 @@
 """Widget helpers shared by the pages (not a page itself: app.py does not list it)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from nin_explorer.presets import D2L, PRESETS
 from nin_explorer.spec import NetSpec
 
 BUILD_SPEC_KEY = "build_spec"
+# The browser tab's icon, served by this server: a `:material/...:` page icon makes the
+# browser fetch an SVG from fonts.gstatic.com (the menu's icons come from a bundled font).
+FAVICON = str(Path(__file__).resolve().parent.parent / "assets" / "favicon.png")
 NUMBER_COLUMNS = {
     name: st.column_config.NumberColumn(name, format="localized")
     for name in ("params", "MACs", "FLOPs", "activations", "fc_params", "flops")
@@ -14,7 +19,8 @@ NUMBER_COLUMNS = {
      for name in ("train_memory_bytes", "infer_memory_bytes")}
 
 
-# (file, title, icon, url path); the first is the default page.
+# (file, title, icon, url path); the first is the default page. The icons are drawn by the menu's
+# page links only (a bundled font); app.py gives st.Page none, as each would become a favicon.
 PAGES = [
     ("pages/build.py", "Build", ":material/construction:", "build"),
     ("pages/train.py", "Train", ":material/model_training:", "train"),
@@ -27,7 +33,7 @@ PAGES = [
 
 def draw_frame() -> None:
     """What every page shares: wide layout and our sidebar menu."""
-    st.set_page_config(page_title="NiN Explorer", page_icon=":material/deployed_code:", layout="wide")
+    st.set_page_config(page_title="NiN Explorer", page_icon=FAVICON, layout="wide")
     who = visitor()
     with st.sidebar:
         st.markdown("### NiN Explorer")

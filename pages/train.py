@@ -3,7 +3,8 @@ import streamlit as st
 
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DATASETS, DataError, dataset_info
-from nin_explorer.plan import adapt_spec, estimate, human_duration, smallest_input_size
+from nin_explorer.plan import (FitError, adapt_spec, check_fits, estimate, human_duration,
+                               smallest_input_size)
 from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error
 from nin_explorer.spec import SpecError
@@ -98,13 +99,17 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
         n_train = min(cfg.max_train_examples or info.n_train, info.n_train)
         est = estimate(real_spec, cfg.batch_size, n_train, info.n_test, dev,
                        measured_rate(store, real_spec, dev), cfg.optimizer, cfg.precision)
+        try:
+            fit, fit_error = check_fits(spec, cfg, device=dev), None
+        except FitError as e:
+            fit, fit_error = e.fit, str(e)
     except (SpecError, ConfigError, DataError) as e:
         st.error(str(e))
         st.stop()
     m = st.columns(4)
     m[0].metric("Estimated time per epoch", human_duration(est["epoch_s"]), help=est["basis"])
     m[1].metric("Whole run", human_duration(est["epoch_s"] * cfg.epochs))
-    m[2].metric("Training memory", human_bytes(est["train_memory_bytes"]))
+    m[2].metric("Memory needed", human_bytes(fit.total_bytes), help=f"This run {fit.text()}.")
     m[3].metric("Device", dev.upper())
     if est["slow"]:
         st.warning(H.slow_warning(real_spec, dev, est["epoch_s"]))
@@ -112,7 +117,9 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
         if small and small < size:
             st.button(f"Use {small}x{small} input (the smallest that works from {info.image_size} px data)",
                       key=T + "shrink", on_click=ss.__setitem__, args=(T + f"size.{spec.name}", small))
-    st.button("Launch", type="primary", key=T + "launch", on_click=launch,
+    if fit_error:
+        st.error(fit_error)
+    st.button("Launch", type="primary", key=T + "launch", on_click=launch, disabled=bool(fit_error),
               args=(spec, cfg, f"{spec.name} on {dataset}"))
     if T + "refused" in ss:
         st.error(ss.pop(T + "refused"))

@@ -246,3 +246,49 @@ def test_other_host_names_get_no_session_unless_allowed(server, browser, tmp_pat
             visit(url, connects=True)
     finally:
         rebinding.close()
+
+
+def test_unknown_paths_land_on_a_working_build_page(server, page):
+    """An old link (/build, the first page's own name) or a typo (/nonsense) after `/` has been
+    opened: Streamlit's modal "Page not found" once blocked every widget behind it."""
+    from playwright.sync_api import expect
+    page.goto(server)
+    wait_for_app(page)
+    for path, note in (("nonsense", "No page at /nonsense; here is Build."), ("build", None)):
+        page.goto(f"{server}/{path}")
+        wait_for_app(page)
+        expect(page.get_by_test_id("stMain").locator("h1")).to_have_text(HEADINGS["build"],
+                                                                           timeout=30_000)
+        if note:
+            expect(page.get_by_text(note)).to_be_visible()
+        expect(page.get_by_test_id("stDialog")).to_have_count(0)
+        slider = page.locator(".st-key-w-input_size input[type='range']")
+        slider.focus()
+        for _ in range(3):
+            slider.press("ArrowRight")
+        wait_for_app(page)
+        expect(page.get_by_text("input 1 x 227 x 227").first).to_be_visible(timeout=30_000)
+        no_exception(page)
+
+
+def test_no_request_leaves_the_machine(server, page):
+    """Every request of every page goes to this server: an offline classroom must work, and an
+    online one must not tell a third party (icons were SVGs from fonts.gstatic.com)."""
+    from urllib.parse import urlsplit
+    from playwright.sync_api import expect
+    elsewhere = []
+
+    def record(request):
+        url = urlsplit(request.url)
+        if url.scheme not in ("data", "blob") and url.hostname not in ("127.0.0.1", "localhost"):
+            elsewhere.append(request.url)
+
+    page.on("request", record)
+    for path in page_paths():
+        page.goto(f"{server}/{path}")
+        wait_for_app(page)
+        expect(page.get_by_test_id("stMain").locator("h1").first).to_be_visible(timeout=30_000)
+    page.get_by_test_id("stSidebar").get_by_role("link", name="Train").click()   # a page change in one session
+    wait_for_app(page)
+    page.wait_for_timeout(1000)   # favicons and fonts load after the script has finished
+    assert not elsewhere, f"requests off the machine: {sorted(set(elsewhere))[:5]}"

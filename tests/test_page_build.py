@@ -104,3 +104,38 @@ def test_export_snippet_and_json_are_offered():
     assert any("def nin_block" in c for c in codes)
     spec_json = json.loads(D2L.to_json())
     assert spec_json["name"] == "d2l"
+
+
+def settle(values: dict) -> AppTest:
+    """The Build page after setting widget values (keys without the page's 'w.' prefix)."""
+    at = app()
+    for key, value in values.items():
+        at.session_state["w." + key] = value
+    return at.run()
+
+
+def test_a_huge_fc_twin_is_reported_not_raised():
+    """Reachable with the sliders: the Compare tab's FC twin of this variant reads a 16 x 512 x
+    512 map, 1.7e10 parameters; it once ended the page in an exception box."""
+    at = settle({"head": "gap-linear", "n_blocks": 1, "b1.out_channels": 16, "b1.pool": "none",
+                 "b1.kernel": 3, "b1.stride": 1, "b1.padding": 1, "input_size": 512})
+    assert not at.exception
+    assert metrics(at)["Parameters"] == "874"   # the variant itself is small
+    rows = next(d.value for d in at.dataframe if "network" in d.value.columns)
+    twin = rows[rows["network"].str.contains("FC head")].iloc[0]
+    assert "too large to compare" in twin["network"] and twin["params"] > 1.7e10
+
+
+@pytest.mark.parametrize("values", [
+    {"input_size": 512, "n_blocks": 12, "batch": 1024},                         # max sliders
+    {"input_size": 512, "b1.out_channels": 1024, "b1.n_extra_1x1": 3, "b1.pool": "none",
+     "b2.pool": "none", "b3.pool": "none", "batch": 1024, "optimizer": "adam"},
+    {"input_size": 8},                                                          # min input
+    {"head": "fc", "fc_layers": 4, "fc_width": 16384, "input_size": 512},
+    {"head": "gap-linear", "n_blocks": 1, "b1.out_channels": 1024, "b1.pool": "none",
+     "b1.kernel": 1, "input_size": 512, "batch": 1024},
+    {"b1.kind": "inception", "b1.paths": "1024, 1024, 1024, 1024, 1024, 1024", "input_size": 512},
+])
+def test_extreme_settings_give_messages_not_exceptions(values):
+    at = settle(values)
+    assert not at.exception, values

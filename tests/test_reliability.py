@@ -382,3 +382,17 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(earlier, monkeypat
     assert ckpt.epoch == 1
     assert not app_page("pages/train.py", {"run": str(run_id)}).exception
     assert_intact(home, before)
+
+
+# --- memory fit against this machine (issue 13, finding 9) ---
+
+def test_train_page_refuses_a_run_larger_than_the_free_memory(monkeypatch):
+    from nin_explorer import plan
+    monkeypatch.setattr(plan, "available_memory_bytes", lambda device="cpu": 300 * 2**20)
+    at = app_page("pages/train.py")
+    assert not at.exception
+    assert any("would not fit" in e.value and "300 MiB free" in e.value for e in at.error)
+    assert at.button(key="t.launch").disabled
+    monkeypatch.setattr(plan, "available_memory_bytes", lambda device="cpu": 64 * 2**30)
+    at.run()
+    assert not at.error and not at.button(key="t.launch").disabled

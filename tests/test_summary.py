@@ -163,8 +163,8 @@ def test_absurd_networks_refused_before_allocation():
     wide = NetSpec(input_size=512, num_classes=10, head="gap",
                    blocks=(BlockSpec(1024, kernel=3, padding=1, n_extra_1x1=3),
                            BlockSpec(10, kernel=1, n_extra_1x1=0)))
-    with pytest.raises(SpecError, match="Lower the batch size"):
-        summarize(wide, batch_size=1024)
+    # no fixed memory limit: plan.check_fits weighs it against this machine (test_plan.py)
+    assert summarize(wide, batch_size=1024).memory.train_bytes > 64 * 2**30
 
 
 def test_memory_grows_with_batch_and_optimizer():
