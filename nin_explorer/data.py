@@ -10,13 +10,13 @@ import contextlib
 import math
 import os
 import socket
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from .files import atomic_save
 from .images import GRAY_MODES, IMAGE_EXTENSIONS, ImageError, image_to_tensor, open_image
 
 Progress = Callable[[float, str], None]
@@ -448,26 +448,13 @@ def _load_shapes(name: str, root: Path, train: bool, report: Progress) -> Datase
             "test_labels": test_set.labels,
         }
         try:
-            _save_atomic(cached, path)
+            atomic_save(cached, path)
         except OSError as error:  # a read-only, full or misplaced data directory
             raise DataError(f"Cannot write to the data directory {root} ({error.strerror or error}); "
                             "set NIN_EXPLORER_DATA to a writable folder.") from error
         report(1.0, f"{info.title} ready (cached in {path})")
     split = "train" if train else "test"
     return Dataset(name, cached[f"{split}_images"], cached[f"{split}_labels"], list(SHAPE_CLASSES))
-
-
-def _save_atomic(obj, path: Path) -> None:
-    # two workers may generate at once; a reader must never see half a file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --- a user's own images: an ImageFolder layout under the data root ---

@@ -16,6 +16,7 @@ from torch import nn
 from . import checkpoint as checks
 from .checkpoint import MAX_UPLOAD_PARAMS  # noqa: F401 (pages read it from here)
 from .build import build_model
+from .files import atomic_save
 from .data import DATASETS, FOLDER_PREFIX, DataError, is_local
 from .images import ImageError, image_to_tensor  # pages catch ImageError from here
 from .spec import NetSpec
@@ -234,10 +235,8 @@ def cached_analysis(cache_path, checkpoint_path, compute) -> TestSetAnalysis:
     except (OSError, RuntimeError, EOFError, ValueError, KeyError, TypeError, pickle.UnpicklingError):
         pass
     analysis = compute()
-    tmp = cache_path.with_name(cache_path.name + ".tmp")
     try:
-        torch.save({**analysis.to_dict(), "checkpoint_mtime_ns": stamp}, tmp)
-        tmp.replace(cache_path)
+        atomic_save({**analysis.to_dict(), "checkpoint_mtime_ns": stamp}, cache_path)
     except OSError:
         pass  # a read-only run folder only costs a recomputation next time
     return analysis

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from .files import atomic_save
+
 STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "running")
 FINISHED = tuple(s for s in STATUSES if s not in ACTIVE)
@@ -473,22 +475,12 @@ def remove_stale_tmp(folder: Path, name: str = CHECKPOINT_NAME) -> list[Path]:
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    """torch.save `state` so that readers only ever see a complete file (tmp, fsync, rename);
-    leftovers of earlier saves killed midway are removed first."""
-    import torch
-
+    """Save `state` so that readers only ever see a complete file; leftovers of earlier saves
+    killed midway are removed first."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(path.parent, path.name)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if path.parent.is_dir():
+        remove_stale_tmp(path.parent, path.name)
+    atomic_save(state, path)
 
 
 class CheckpointError(StoreError):
