@@ -123,12 +123,22 @@ def python_sources() -> list[Path]:
     return files
 
 
+def call_arguments(text: str, start: int) -> str:
+    """The text of a call's arguments from just after its "(" to its matching ")"."""
+    depth = 1
+    for end in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[start:end]
+    raise AssertionError("unbalanced call")
+
+
 def test_nothing_is_unpickled_untrusted_and_nothing_runs_text_as_code():
     loads = 0
     for path in python_sources():
         text = path.read_text()
         for call in re.finditer(r"torch\.load\(", text):
-            args = text[call.end():text.index(")", call.end()) + 1]
+            args = call_arguments(text, call.end())
             assert "weights_only=True" in args, f"{path.name}: torch.load without weights_only=True"
             loads += 1
         for banned in (r"pickle\.loads?\(", r"Unpickler", r"(?<![\w.])eval\(", r"(?<![\w.])exec\(",
