@@ -235,10 +235,10 @@ def test_folder_with_a_bomb_or_truncated_image_is_refused(tmp_path):
             (tmp_path / "set" / cls / f"{i}.png").write_bytes(png_bytes())
     bomb = tmp_path / "set" / "b" / "bomb.png"
     bomb.write_bytes(png_bytes((6_000, 6_000), "1"))             # 36 M pixels in 5 kB
-    with pytest.raises(DataError, match="bomb.png is 6000x6000 pixels; images over"):
+    with pytest.raises(DataError, match="Cannot read bomb.png: That image is 6000x6000 pixels, too large"):
         load_dataset("folder:set", root=tmp_path)
     bomb.write_bytes(png_bytes((20_000, 20_000), "1"))           # past Pillow's own limit
-    with pytest.raises(DataError, match="Cannot read bomb.png.*decompression bomb"):
+    with pytest.raises(DataError, match="Cannot read bomb.png: That image declares too many pixels"):
         load_dataset("folder:set", root=tmp_path)
     bomb.unlink()
     noise = io.BytesIO()
