@@ -6,7 +6,7 @@ import streamlit as st
 from nin_explorer import charts
 from nin_explorer.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
                                    exercise_plan, setting_label, to_csv)
-from nin_explorer.data import DATASETS
+from nin_explorer.catalogue import DATASETS
 from nin_explorer.jobs import MAX_AT_ONCE
 from nin_explorer.plan import human_duration
 from nin_explorer.roles import RoleError, may_stop

@@ -2,7 +2,7 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from nin_explorer.data import DATASETS
+from nin_explorer.catalogue import DATASETS
 from nin_explorer.lineage import STORY, lineage_rows, measured_rows
 from pages.common import NUMBER_COLUMNS, get_store, leave_pages_directory_mode
 

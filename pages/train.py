@@ -2,7 +2,8 @@
 import streamlit as st
 
 from nin_explorer import charts, help_text as H
-from nin_explorer.data import DATASETS, DataError, dataset_info
+from nin_explorer.catalogue import DATASETS
+from nin_explorer.data import DataError, dataset_info
 from nin_explorer.plan import (FitError, adapt_spec, check_fits, estimate, human_duration,
                                smallest_input_size)
 from nin_explorer.render import human_bytes

@@ -280,8 +280,8 @@ def test_analysis_uses_the_smaller_batch(monkeypatch):
     ("mnist", "mnist is not downloaded on this server"),
 ])
 def test_upload_dataset_refusals(name, message, monkeypatch):
-    import nin_explorer.data as data
-    monkeypatch.setattr(data, "_load_torchvision", lambda *a: pytest.fail("download started"))
+    import nin_explorer.downloads as downloads
+    monkeypatch.setattr(downloads, "load_torchvision", lambda *a: pytest.fail("download started"))
     with pytest.raises(DataError, match=message) as info:
         upload_dataset(name)
     assert "The upload's own images can still be used." in str(info.value)

@@ -20,7 +20,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer import data as data_module
+from nin_explorer import shapes
 from nin_explorer.data import DataError, load_dataset
 from nin_explorer.export import from_query
 from nin_explorer.presets import TINY
@@ -328,7 +328,7 @@ def test_unwritable_data_directory_gives_a_data_error(earlier, tmp_path, monkeyp
     blocker = tmp_path / "a-file"
     blocker.write_text("the data directory cannot be created under a file")
     unwritable = blocker / "data"          # fails for root too, unlike chmod
-    monkeypatch.setattr(data_module, "make_shapes", small_shapes)   # no need for 70,000 here
+    monkeypatch.setattr(shapes, "make_shapes", small_shapes)   # no need for 70,000 here
     with pytest.raises(DataError, match="Cannot write to the data directory .*NIN_EXPLORER_DATA"):
         load_dataset("shapes", root=unwritable)
     monkeypatch.setenv("NIN_EXPLORER_DATA", str(unwritable))
@@ -358,7 +358,7 @@ def test_unusable_run_store_folder_is_said_on_every_page(tmp_path, monkeypatch):
 
 
 def small_shapes(n, seed, hard=False):
-    from nin_explorer.data import _DIFFICULTY, _draw_shapes
+    from nin_explorer.shapes import _DIFFICULTY, _draw_shapes
     return _draw_shapes(min(n, 200), seed, _DIFFICULTY["shapes"])
 
 
