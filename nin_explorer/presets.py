@@ -124,8 +124,6 @@ DESCRIPTIONS = {
     "googlenet": "GoogLeNet (Fashion-MNIST edition, 96x96): Inception blocks, GAP, one linear layer.",
 }
 
-NIN_PRESETS = ("d2l", "nin-paper", "tiny")
-
 
 def get_preset(name: str) -> NetSpec:
     try:
