@@ -229,8 +229,7 @@ class Exercise:
     factors: dict
     seeds: int
     config: dict          # TrainConfig overrides
-    base: str = "tiny"    # preset, possibly changed by `base_change`
-    base_change: str = ""
+    base_change: str = ""   # "no-bn" or "nin-last-block": how exercise_plan alters the base
 
 
 EXERCISES: dict[str, Exercise] = {e.key: e for e in (
