@@ -10,7 +10,7 @@ from nin_explorer.presets import D2L, PRESETS, REFERENCE_COUNTS, TINY
 from nin_explorer.spec import BlockSpec, NetSpec, SpecError
 from nin_explorer.summary import MAX_PARAMS, ShapeError, summarize
 
-# REFERENCE.md's table: (layer, output shape) for the d2l preset.
+# The output shapes d2l.ai 7.3 prints for its NiN at 224: (layer, output shape) of the d2l preset.
 D2L_SHAPES = {
     "block1.relu2": (96, 54, 54), "block1.pool": (96, 26, 26),
     "block2.relu2": (256, 26, 26), "block2.pool": (256, 12, 12),
@@ -179,6 +179,6 @@ def test_memory_grows_with_batch_and_optimizer():
 
 
 def test_d2l_training_memory_is_plausible():
-    # Measured-vs-estimate belongs to a later issue; here: the order of magnitude is right.
+    # The measured peak is bench/memory_gpu.py's (it needs a GPU); here: the order of magnitude.
     m = summarize(D2L, 128).memory
     assert 0.5 * 2**30 < m.train_bytes < 3 * 2**30
