@@ -159,7 +159,13 @@ def test_absurd_networks_refused_before_allocation():
                    blocks=(BlockSpec(8192, kernel=1, n_extra_1x1=0),))
     with pytest.raises(SpecError, match="parameters, more than the limit"):
         summarize(huge)
-    assert MAX_PARAMS == 1_000_000_000
+    def fc(hidden):  # one channel at 248x248 into `hidden` units: 12 + hidden * (248² + 11)
+        return NetSpec(input_size=248, num_classes=10, head="fc", fc_hidden=(hidden,),
+                       blocks=(BlockSpec(1, kernel=1, n_extra_1x1=0),))
+    most = (MAX_PARAMS - 12) // (248**2 + 11)       # the limit itself is allowed, one unit more not
+    assert MAX_PARAMS - 248**2 < summarize(fc(most)).params <= MAX_PARAMS
+    with pytest.raises(SpecError, match="more than the limit of 1,000,000,000"):
+        summarize(fc(most + 1))
     wide = NetSpec(input_size=512, num_classes=10, head="gap",
                    blocks=(BlockSpec(1024, kernel=3, padding=1, n_extra_1x1=3),
                            BlockSpec(10, kernel=1, n_extra_1x1=0)))
