@@ -2,13 +2,11 @@
 import random
 
 import pytest
-import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from nin_explorer.build import build_model
 from nin_explorer.presets import D2L, PRESETS, REFERENCE_COUNTS, TINY
 from nin_explorer.spec import BlockSpec, NetSpec, SpecError
 from nin_explorer.summary import MAX_PARAMS, ShapeError, summarize
+from test_build import assert_matches_oracle  # the built module is the summary's oracle
 
 # The output shapes d2l.ai 7.3 prints for its NiN at 224: (layer, output shape) of the d2l preset.
 D2L_SHAPES = {
@@ -19,32 +17,6 @@ D2L_SHAPES = {
 }
 
 
-def oracle(spec: NetSpec, device="cpu"):
-    """Shapes of every leaf module from a forward pass, parameters, and torch's FLOP count."""
-    with torch.device(device):
-        net = build_model(spec).eval()
-        x = torch.zeros(1, spec.in_channels, spec.input_size, spec.input_size)
-    shapes = {}
-    for name, module in net.named_modules():
-        if not list(module.children()):
-            module.register_forward_hook(
-                lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[1:])))
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        net(x)
-    return shapes, sum(p.numel() for p in net.parameters()), counter.get_total_flops()
-
-
-def assert_matches_oracle(spec, device="cpu"):
-    s = summarize(spec)
-    shapes, params, flops = oracle(spec, device)
-    rows = {r.name: r.output_shape for r in s.rows if r.type != "Concat"}
-    assert rows == shapes
-    assert s.params == params
-    assert s.flops == flops
-    assert s.macs * 2 == s.flops
-
-
 def test_d2l_matches_the_book():
     s = summarize(D2L)
     rows = {r.name: r.output_shape for r in s.rows}
@@ -53,12 +25,6 @@ def test_d2l_matches_the_book():
     assert s.params == 1_992_166
     assert s.flops == 1_524_594_704
     assert s.macs == 762_297_352
-
-
-@pytest.mark.parametrize("name", PRESETS)
-def test_presets_match_built_module(name):
-    # Big presets go through the meta device: real shapes and counts, no memory.
-    assert_matches_oracle(PRESETS[name], device="meta" if name in ("vgg11", "alexnet") else "cpu")
 
 
 @pytest.mark.parametrize("name", REFERENCE_COUNTS)
