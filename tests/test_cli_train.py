@@ -39,7 +39,7 @@ def test_train_records_the_run_and_prints_json(tmp_path, shapes_root):
     assert [r["id"] for r in runs] == [1] and runs[0]["name"] == "smoke"
     assert runs[0]["config"]["recipe"] == "modern" and runs[0]["config"]["epochs"] == 2
     assert runs[0]["spec"]["name"] == "tiny" and runs[0]["checkpoint"]
-    assert runs[0]["final_test_acc"] == result["test_acc"]    # the printed result is the recorded one
+    assert runs[0]["final_test_acc"] == result["test_acc"]   # what it printed is what it recorded
 
     table = run_cli("runs", "--home", str(home))
     assert table.returncode == 0

@@ -146,4 +146,4 @@ def test_a_huge_fc_twin_is_reported_not_raised():
 ])
 def test_extreme_settings_give_messages_not_exceptions(values):
     at = settle(values)
-    assert not at.exception and bool(at.error) != ("Parameters" in metrics(at)), values  # message or totals
+    assert not at.exception and bool(at.error) != ("Parameters" in metrics(at)), values  # or totals

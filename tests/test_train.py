@@ -262,6 +262,8 @@ def test_gap_head_spec_with_three_classes_trains():
         BlockSpec(8, kernel=3, padding=1, pool="max", pool_kernel=2, pool_stride=2),
         BlockSpec(3, kernel=3, padding=1, n_extra_1x1=1)))
     labels = torch.arange(64) % 3   # class c is brightness 100 c (+ noise): learnable in 12 steps
-    data = Dataset("three", (labels.view(-1, 1, 1, 1) * 100 + torch.randint(0, 50, (64, 1, 28, 28), generator=torch.Generator().manual_seed(0))).to(torch.uint8), labels, ["a", "b", "c"])
+    noise = torch.randint(0, 50, (64, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+    images = (labels.view(-1, 1, 1, 1) * 100 + noise).to(torch.uint8)
+    data = Dataset("three", images, labels, ["a", "b", "c"])
     result, _, _ = run(spec, small(max_train_examples=None, batch_size=16, epochs=3), data, data)
-    assert result.status == "completed" and result.final_test_acc > 0.5  # chance 1/3; seeds 0-2: 0.67-1
+    assert result.status == "completed" and result.final_test_acc > 0.5  # chance 1/3; saw 0.67-1
