@@ -396,7 +396,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(earlier, monkeypat
     assert_intact(home, before)
 
 
-# --- memory fit against this machine (issue 13, finding 9) ---
+# --- memory fit against this machine ---
 
 def test_train_page_refuses_a_run_larger_than_the_free_memory(monkeypatch):
     from nin_explorer import plan
