@@ -23,6 +23,7 @@ from nin_explorer.maps import open_checkpoint
 from nin_explorer.presets import TINY
 from nin_explorer.procs import process_alive
 from nin_explorer.store import RunStore
+from nin_explorer.tables import ACTIVE
 from nin_explorer.train import TrainConfig
 from nin_explorer.worker import HEARTBEAT_S, execute_run
 from test_reliability import assert_intact, earlier  # noqa: F401  (earlier: a fixture)
@@ -42,7 +43,7 @@ def status(store: RunStore, run_id: int) -> str:
 
 def ended(store: RunStore, run_id: int):
     run = store.get_run(run_id)
-    return run if run["status"] not in ("queued", "running") else None
+    return run if run["status"] not in ACTIVE else None
 
 
 def train_page(run_id: int) -> AppTest:
