@@ -42,6 +42,7 @@ from e2e_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 from nin_explorer.data import default_root, load_dataset  # noqa: E402
 from nin_explorer.jobs import JobManager  # noqa: E402
 from nin_explorer.presets import TINY  # noqa: E402
+from nin_explorer.tables import ACTIVE  # noqa: E402
 from nin_explorer.train import TrainConfig  # noqa: E402
 
 # A classroom server: a teacher token is set, so every page but the first is a visitor's.
@@ -113,7 +114,7 @@ def train_run(home: Path, seconds: float) -> dict:
     try:
         run_id = jm.submit(TINY, cfg, name=f"load bench {seconds:g} s")
         deadline = time.monotonic() + seconds + 120
-        while jm.store.get_run(run_id)["status"] in ("queued", "running"):
+        while jm.store.get_run(run_id)["status"] in ACTIVE:
             if time.monotonic() > deadline:
                 jm.stop(run_id)
                 raise RuntimeError("the training run did not finish in time")

@@ -1,19 +1,23 @@
-"""Is a checkpoint file safe to read, and does it hold what it claims? Checked before anything
+"""Checkpoint files: written atomically, read weights-only, and checked before anything
 expensive: the zip archive and its pickle before torch.load; the metadata, the parameter count
 and every weight's shape (arithmetic and the meta device) before a real module is built.
 """
 from __future__ import annotations
 
 import io
+import os
+import pickle
 import pickletools
 import unicodedata
 import zipfile
+from pathlib import Path
 
 import torch
 
 from .build import build_model
+from .files import atomic_save, remove_stale_tmp
 from .spec import NetSpec, SpecError
-from .store import CheckpointError
+from .store import StoreError
 from .summary import summarize
 from .train import ConfigError, TrainConfig
 
@@ -25,6 +29,53 @@ MAX_ARCHIVE_ENTRIES = 4096       # one per tensor, plus a few
 MAX_NAME_CHARS = 100             # a class or network name (folder names become class names)
 MAX_EPOCH = 1000                 # TrainConfig allows at most 1,000 epochs
 _MARKDOWN_ACTIVE = set("[]<>`\\$")  # links, images, HTML, code, LaTeX: names are shown as Markdown
+
+
+class CheckpointError(StoreError):
+    """A checkpoint that cannot be used; the message says why."""
+
+
+# --- reading and writing ---
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """Save `state` so that readers only ever see a complete file; leftovers of earlier saves
+    killed midway are removed first."""
+    path = Path(path)
+    if path.parent.is_dir():
+        remove_stale_tmp(path.parent, path.name)
+    atomic_save(state, path)
+
+
+def load_checkpoint(source) -> dict:
+    """A checkpoint's dict (tensors on the CPU) from a path or bytes, loaded weights-only (no
+    unpickling of code) after its archive and object table are checked; CheckpointError, with
+    a sentence, when it is missing or unusable."""
+    try:
+        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
+        if data[:4] != b"PK\x03\x04":  # torch.save writes a zip archive
+            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
+                                  "empty, truncated, or another kind of file).")
+        check_archive(data)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except CheckpointError:
+        raise
+    except FileNotFoundError:
+        raise CheckpointError("The checkpoint file is missing (the run may not have finished "
+                              "an epoch).") from None
+    except pickle.UnpicklingError as e:  # weights_only refuses anything but tensors and values
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
+                                  "corrupted).") from None
+        raise CheckpointError("That checkpoint holds objects other than tensors and plain "
+                              "values, so it is refused unread (only weights-only checkpoints "
+                              "are loaded).") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise CheckpointError("That file is not a complete PyTorch checkpoint "
+                              f"(it may be truncated or corrupted: {str(e)[:80]}).") from None
+    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
+        raise CheckpointError("That file is a PyTorch file but not a NiN Explorer checkpoint "
+                              "(it needs 'model' weights and a 'spec').")
+    return state
 
 
 # --- before torch.load: the archive ---

@@ -107,13 +107,9 @@ class _Progress:
 
 def cmd_train(args) -> int:
     """Train and record one run. Under torchrun every rank runs this; rank 0 records the run."""
-    import signal
-    import threading
-
-    from . import distributed
     from .data import DataError, dataset_info
     from .train import ConfigError, apply_recipe
-    from .worker import LEARNER_ERRORS, follow_run, stop_together_on_signals
+    from .worker import run_on_ranks
 
     spec = load_spec(args.preset or "tiny", args.config, None)
     try:
@@ -122,27 +118,7 @@ def cmd_train(args) -> int:
         dataset_info(cfg.dataset)
     except (ConfigError, DataError) as e:
         raise CliError(str(e)) from None
-
-    group = distributed.start()
-    gate = distributed.Gate(group)
-    stop = threading.Event()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    if group:
-        stop_together_on_signals(stop)
-    try:
-        if group is None or group.is_main:
-            return _train_here(args, spec, cfg, gate, stop)
-        try:
-            follow_run(gate, stop)
-        except LEARNER_ERRORS:
-            return 1  # rank 0 meets the same error and prints it
-        return 0
-    finally:
-        gate.open(None)
-        distributed.stop()
-        if group:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    return run_on_ranks(lambda gate, stop: _train_here(args, spec, cfg, gate, stop))
 
 
 def _train_here(args, spec, cfg, gate, stop) -> int:
@@ -150,7 +126,9 @@ def _train_here(args, spec, cfg, gate, stop) -> int:
     import os
     import signal
 
-    from .store import RunStore, git_commit, process_start
+    from .procs import process_start
+    from .provenance import git_commit
+    from .store import RunStore
     from .worker import LEARNER_ERRORS, execute_run
 
     store = RunStore(args.home)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .procs import launched
+
 PARENT_POLL_S = 1.0   # how often a rank checks that its torchrun agent is still alive
 
 
@@ -29,11 +31,6 @@ class Group:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def launched() -> bool:
-    """Whether torchrun started this process as one of several ranks."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def current() -> Group | None:

@@ -21,15 +21,17 @@ from pathlib import Path
 import torch
 
 from . import plan
+from .procs import WORKER_MODULE, is_worker, process_alive, process_start
 from .roles import (TEACHER, Limits, check_ablation_size, check_quota, check_stop,
                     check_teacher)
+from .provenance import REPO_ROOT, git_commit
 from .spec import NetSpec
-from .store import ERROR_DETAIL_CHARS, RunStore, git_commit, process_alive, process_start
+from .store import ERROR_DETAIL_CHARS, RunStore
+from .tables import ACTIVE
 from .train import TrainConfig
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 RECONCILE_EVERY_S = 5.0
 LOG_TAIL_CHARS = ERROR_DETAIL_CHARS
 MAX_AT_ONCE = 16
@@ -57,12 +59,12 @@ class _Stop:
     sent: int = 0   # 0 nothing yet, 1 SIGTERM sent, 2 SIGKILL sent
 
 
-def _is_worker(pid: int) -> bool:
-    """Only processes that run our worker module get signals (a CLI run only gets the flag)."""
-    try:
-        return b"nin_explorer.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
+def run_gpus(run: dict) -> int:
+    """The CUDA GPUs `run` may train on: every visible one when its device is auto or cuda,
+    else none (a run on the CPU or MPS is left out of torchrun and GPU assignment)."""
+    if run["config"].get("device", "auto") not in ("auto", "cuda"):
+        return 0
+    return torch.cuda.device_count()
 
 
 def _log_tail(path: Path) -> str:
@@ -226,11 +228,9 @@ class JobManager:
     def worker_command(self, run: dict) -> list[str]:
         """The command that trains `run`: torchrun over every visible GPU when there are several
         and runs go one at a time, else a single worker process."""
-        worker = ["-m", "nin_explorer.worker", "--home", str(self.home), "--run-id",
-                  str(run["id"])]
-        gpus = torch.cuda.device_count()
-        if (self.max_concurrent == 1 and gpus > 1
-                and run["config"].get("device", "auto") in ("auto", "cuda")):
+        worker = ["-m", WORKER_MODULE, "--home", str(self.home), "--run-id", str(run["id"])]
+        gpus = run_gpus(run)
+        if self.max_concurrent == 1 and gpus > 1:
             return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     f"--nproc_per_node={gpus}", *worker]
         return [sys.executable, *worker]
@@ -247,8 +247,8 @@ class JobManager:
         sharing = min(self.max_concurrent, sharing or self.max_concurrent)
         if self.split_threads and sharing > 1 and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // sharing))
-        gpus = torch.cuda.device_count()
-        if run is not None and gpus > 1 and run["config"].get("device", "auto") in ("auto", "cuda"):
+        gpus = run_gpus(run) if run is not None else 0
+        if gpus > 1:
             visible = [d for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
             visible = visible[:gpus] if len(visible) >= gpus else [str(i) for i in range(gpus)]
             with self._lock:
@@ -264,7 +264,7 @@ class JobManager:
         log_path = self.store.log_path(run_id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = self.worker_command(run)
-        sharing = len(self.store.list_runs(("queued", "running"))) if self.max_concurrent > 1 else 1
+        sharing = len(self.store.list_runs(ACTIVE)) if self.max_concurrent > 1 else 1
         try:
             with open(log_path, "ab") as log_file:
                 proc = subprocess.Popen(
@@ -313,7 +313,7 @@ class JobManager:
             pid = proc.pid if proc is not None else stop.pid
             if proc is None:
                 # not ours: signal only a live worker process that is still the one recorded
-                if not (process_alive(stop.pid, stop.pid_start) and _is_worker(stop.pid)):
+                if not (process_alive(stop.pid, stop.pid_start) and is_worker(stop.pid)):
                     del self._stops[run_id]
                     continue
             waited = now - stop.since

@@ -22,8 +22,8 @@ from .data import DataError, is_local
 from .images import ImageError, image_to_tensor  # pages catch ImageError from here
 from .spec import NetSpec
 from .summary import summarize
-from .store import CheckpointError  # noqa: F401 (pages catch it from here)
-from .store import load_checkpoint as read_checkpoint
+from .checkpoint import CheckpointError  # noqa: F401 (pages catch it from here)
+from .checkpoint import load_checkpoint
 from .train import to_input  # the same scaling and resizing as in training
 
 MAX_UPLOAD_BYTES = 16 * 2**20
@@ -42,12 +42,12 @@ class Checkpoint:
 
 # --- loading ---
 
-def load_checkpoint(source, max_params: int | None = None) -> Checkpoint:
+def open_checkpoint(source, max_params: int | None = None) -> Checkpoint:
     """A path or bytes of a checkpoint written by the trainer, with its model built and loaded
     (CheckpointError when the file or its weights cannot be used). Everything is checked
     before the real module is built (checkpoint.py); `max_params` caps the network's size.
     Top-level keys other than model, spec, classes, config and epoch (test_acc) are ignored."""
-    state = read_checkpoint(source)
+    state = load_checkpoint(source)
     spec = checks.read_spec(state["spec"])
     classes = checks.read_classes(state.get("classes"), spec.num_classes)
     config = checks.read_config(state.get("config"))
@@ -71,7 +71,7 @@ def load_upload(data: bytes) -> Checkpoint:
     if len(data) > MAX_UPLOAD_BYTES:
         raise CheckpointError(f"That file is {len(data) / 2**20:.1f} MB; checkpoints up to "
                               f"{MAX_UPLOAD_BYTES // 2**20} MB can be uploaded.")
-    return load_checkpoint(data, max_params=MAX_UPLOAD_PARAMS)
+    return open_checkpoint(data, max_params=MAX_UPLOAD_PARAMS)
 
 
 def upload_dataset(name) -> str:

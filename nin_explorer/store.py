@@ -2,108 +2,30 @@
 
 The database is the source of truth shared by the app, the worker processes and the CLI:
 WAL mode, a short-lived connection per call, `BEGIN IMMEDIATE` for every write, so any thread
-or process may call any function. Torch is imported only to read and write checkpoints.
+or process may call any function. The tables are declared in tables.py, checkpoint files are
+checkpoint.py's.
 """
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
-import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from .files import atomic_save
+from .files import remove_stale_tmp
 from .places import cache_folder
+from .procs import process_alive
+from .tables import (ACTIVE, FINISHED, JSON_COLUMNS, METRIC_COLUMNS, METRIC_KINDS,
+                     RESULT_COLUMNS, RUN_COLUMNS, SCHEMA, STATUSES, UPDATABLE_COLUMNS, migrate)
 
-STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
-ACTIVE = ("queued", "running")
-FINISHED = tuple(s for s in STATUSES if s not in ACTIVE)
-METRIC_KINDS = ("step", "epoch")
-METRIC_COLUMNS = ("step", "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
-                  "examples_per_sec", "elapsed_s", "peak_train_memory_bytes",
-                  "peak_infer_memory_bytes")
-RESULT_COLUMNS = ("best_test_acc", "final_test_acc", "train_loss", "examples_per_sec", "wall_s")
 STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this long is interrupted
 WRITE_RETRY_S = 60.0   # a write waits this long in all for a locked database before it fails
 CHECKPOINT_NAME = "checkpoint.pt"
-STALE_TMP_S = 600.0    # a checkpoint tmp file not written to for this long is a dead save's
 ERROR_DETAIL_CHARS = 2000  # the end of a log or traceback kept for the teacher (error_detail)
 LOG_NAME = "worker.log"
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL,
-    name TEXT,
-    spec TEXT NOT NULL,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'queued' CHECK (status IN {STATUSES}),
-    reason TEXT,
-    error TEXT,
-    pid INTEGER,
-    pid_start TEXT,
-    heartbeat REAL,
-    started REAL,
-    ended REAL,
-    best_test_acc REAL,
-    final_test_acc REAL,
-    train_loss REAL,
-    examples_per_sec REAL,
-    wall_s REAL,
-    device TEXT,
-    git_commit TEXT,
-    torch_version TEXT,
-    group_id TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    checkpoint TEXT,
-    owner TEXT,
-    error_detail TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
-CREATE TABLE IF NOT EXISTS metrics (
-    id INTEGER PRIMARY KEY,
-    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN {METRIC_KINDS}),
-    step INTEGER,
-    epoch REAL,
-    train_loss REAL,
-    train_acc REAL,
-    test_loss REAL,
-    test_acc REAL,
-    lr REAL,
-    examples_per_sec REAL,
-    elapsed_s REAL,
-    peak_train_memory_bytes INTEGER,
-    peak_infer_memory_bytes INTEGER
-);
-CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, id);
-"""
-# Columns added since the first release: an older runs.sqlite gets them on first open.
-_ADDED_COLUMNS = {"owner": "TEXT", "error_detail": "TEXT"}
-_ADDED_INDEX = "CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, status)"
-
-
-def _migrate(con: sqlite3.Connection) -> None:
-    """Add the columns an older database lacks (checked again under the write lock, so two
-    processes opening it at once add each column once)."""
-    def missing():
-        have = {r["name"] for r in con.execute("PRAGMA table_info(runs)")}
-        return [c for c in _ADDED_COLUMNS if c not in have]
-    if not missing() and con.execute("SELECT 1 FROM sqlite_master "
-                                     "WHERE name = 'runs_owner'").fetchone():
-        return
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        for column in missing():
-            con.execute(f"ALTER TABLE runs ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
-        con.execute(_ADDED_INDEX)
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
 
 
 def _patiently(con: sqlite3.Connection, sql: str, deadline: float) -> None:
@@ -132,48 +54,6 @@ def default_home() -> Path:
     return Path(env).expanduser() if env else cache_folder()
 
 
-def process_start(pid: int) -> str | None:
-    """A token that differs between two processes that had the same pid (Linux start time).
-
-    None when the process does not exist, is a zombie, or the platform has no /proc.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    after_name = stat[stat.rfind(")") + 2:].split()   # the name may hold spaces and ')'
-    if after_name[0] in ("Z", "X"):
-        return None
-    return after_name[19]                              # field 22: start time in clock ticks
-
-
-def process_alive(pid: int | None, start: str | None) -> bool:
-    """Whether the process that was `pid` when `start` was recorded is still running."""
-    if not pid:
-        return False
-    if Path("/proc").is_dir():
-        token = process_start(pid)
-        return token is not None and (start is None or token == start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def git_commit(repo: Path | None = None) -> str | None:
-    """The checked-out commit of the app's repository, or None outside a git checkout."""
-    repo = repo or Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                             text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
 class RunStore:
     """Runs and their metrics in `home`/runs.sqlite, their files in `home`/checkpoints/<id>/."""
 
@@ -183,13 +63,13 @@ class RunStore:
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             for folder in self.home.glob("checkpoints/*/"):
-                remove_stale_tmp(folder)
+                remove_stale_tmp(folder, CHECKPOINT_NAME)
             with self._connect() as con:
                 if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'metrics'").fetchone():
                     if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                         con.execute("PRAGMA journal_mode=WAL")    # persists in the file
-                    con.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-                _migrate(con)
+                    con.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                migrate(con)
         except (OSError, sqlite3.Error) as e:                 # a read-only or misplaced folder
             raise StoreError(f"Cannot keep runs in {self.home} ({e}); set NIN_EXPLORER_HOME "
                              "(or --home) to a writable folder.") from None
@@ -259,13 +139,12 @@ class RunStore:
             if admit is not None:
                 admit(*_count_active(con, owner))
             for r in runs:
-                cur = con.execute(
-                    "INSERT INTO runs (created, name, spec, config, status, group_id, git_commit, "
-                    "started, heartbeat, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (now, r.get("name"), json.dumps(r["spec"]), json.dumps(r["config"]), status,
-                     r.get("group"), commit, now if status == "running" else None,
-                     now if status == "running" else None, owner))
-                ids.append(cur.lastrowid)
+                row = {"created": now, "name": r.get("name"), "spec": r["spec"],
+                       "config": r["config"], "status": status, "group_id": r.get("group"),
+                       "git_commit": commit, "owner": owner}
+                if status == "running":
+                    row["started"] = row["heartbeat"] = now
+                ids.append(_insert_run(con, row))
         return ids
 
     def count_active(self, owner: str | None = None) -> tuple[int, int]:
@@ -305,8 +184,7 @@ class RunStore:
     def update_run(self, run_id: int, **fields) -> None:
         """Set provenance columns (device, torch_version, git_commit, checkpoint, name), or the
         reason line a running worker shows before training starts (e.g. download progress)."""
-        allowed = {"device", "torch_version", "git_commit", "checkpoint", "name", "reason"}
-        bad = set(fields) - allowed
+        bad = set(fields) - set(UPDATABLE_COLUMNS)
         if bad:
             raise ValueError(f"cannot update {sorted(bad)}")
         if fields:
@@ -444,84 +322,25 @@ class RunStore:
 
 def _count_active(con: sqlite3.Connection, owner: str | None) -> tuple[int, int]:
     """(queued and running runs, those of them that `owner` launched)."""
-    active = "SELECT count(*) FROM runs WHERE status IN ('queued', 'running')"
-    return (con.execute(active).fetchone()[0],
-            con.execute(active + " AND owner IS ?", (owner,)).fetchone()[0])
+    active = f"SELECT count(*) FROM runs WHERE status IN ({', '.join('?' * len(ACTIVE))})"
+    return (con.execute(active, ACTIVE).fetchone()[0],
+            con.execute(active + " AND owner IS ?", (*ACTIVE, owner)).fetchone()[0])
+
+
+def _insert_run(con: sqlite3.Connection, row: dict) -> int:
+    """INSERT one run from a dict of RUN_COLUMNS (JSON_COLUMNS as values); returns its id."""
+    unknown = set(row) - set(dict(RUN_COLUMNS))
+    if unknown:
+        raise ValueError(f"unknown run columns {sorted(unknown)}")
+    values = [json.dumps(v) if k in JSON_COLUMNS else v for k, v in row.items()]
+    cur = con.execute(f"INSERT INTO runs ({', '.join(row)}) "
+                      f"VALUES ({', '.join('?' * len(row))})", values)
+    return cur.lastrowid
 
 
 def _run_dict(row: sqlite3.Row) -> dict:
     d = dict(row)
-    d["spec"] = json.loads(d["spec"])
-    d["config"] = json.loads(d["config"])
+    for column in JSON_COLUMNS:
+        d[column] = json.loads(d[column])
     d["stop_requested"] = bool(d["stop_requested"])
     return d
-
-
-# --- checkpoint files ---
-
-def remove_stale_tmp(folder: Path, name: str = CHECKPOINT_NAME) -> list[Path]:
-    """Delete `name`.tmp-<pid> files that a save killed midway left behind: their process is
-    gone, or they have not been written to for STALE_TMP_S. Returns what was removed."""
-    removed = []
-    for tmp in folder.glob(f"{name}.tmp-*"):
-        pid = tmp.name.rpartition("-")[2]
-        try:
-            dead = not pid.isdigit() or not process_alive(int(pid), None)
-            if dead or time.time() - tmp.stat().st_mtime > STALE_TMP_S:
-                tmp.unlink()
-                removed.append(tmp)
-        except OSError:     # removed meanwhile by its own save, or not ours to remove
-            continue
-    return removed
-
-
-def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
-    """Save `state` so that readers only ever see a complete file; leftovers of earlier saves
-    killed midway are removed first."""
-    path = Path(path)
-    if path.parent.is_dir():
-        remove_stale_tmp(path.parent, path.name)
-    atomic_save(state, path)
-
-
-class CheckpointError(StoreError):
-    """A checkpoint that cannot be used; the message says why."""
-
-
-def load_checkpoint(source) -> dict:
-    """A checkpoint's dict (tensors on the CPU) from a path or bytes, loaded weights-only (no
-    unpickling of code) after its archive and object table are checked (checkpoint.py);
-    CheckpointError, with a sentence, when it is missing or unusable."""
-    import io
-    import pickle
-
-    import torch
-
-    from .checkpoint import check_archive
-
-    try:
-        data = bytes(source) if isinstance(source, (bytes, bytearray)) else Path(source).read_bytes()
-        if data[:4] != b"PK\x03\x04":  # torch.save writes a zip archive
-            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
-                                  "empty, truncated, or another kind of file).")
-        check_archive(data)
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except CheckpointError:
-        raise
-    except FileNotFoundError:
-        raise CheckpointError("The checkpoint file is missing (the run may not have finished "
-                              "an epoch).") from None
-    except pickle.UnpicklingError as e:  # weights_only refuses anything but tensors and values
-        if "Weights only load failed" not in str(e):
-            raise CheckpointError("That file is not a complete PyTorch checkpoint (it is "
-                                  "corrupted).") from None
-        raise CheckpointError("That checkpoint holds objects other than tensors and plain "
-                              "values, so it is refused unread (only weights-only checkpoints "
-                              "are loaded).") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError("That file is not a complete PyTorch checkpoint "
-                              f"(it may be truncated or corrupted: {str(e)[:80]}).") from None
-    if not isinstance(state, dict) or "model" not in state or "spec" not in state:
-        raise CheckpointError("That file is a PyTorch file but not a NiN Explorer checkpoint "
-                              "(it needs 'model' weights and a 'spec').")
-    return state

@@ -21,9 +21,11 @@ from typing import Callable
 import torch
 
 from . import distributed
+from .checkpoint import save_checkpoint
 from .data import DataError, load_dataset
+from .procs import exit_process, process_start
 from .spec import NetSpec, SpecError
-from .store import ERROR_DETAIL_CHARS, RunStore, process_start, save_checkpoint
+from .store import ERROR_DETAIL_CHARS, RunStore
 from .train import ConfigError, TrainConfig, TrainResult, train
 
 HEARTBEAT_S = 2.0     # "last heard from" for pages; liveness itself is checked by pid
@@ -212,34 +214,46 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def run_on_ranks(main_rank: Callable[[distributed.Gate, threading.Event], int],
+                 on_sigterm=None) -> int:
+    """The start-up shared by the worker and the CLI's `train`: under torchrun, join the other
+    ranks; rank 0 (or a lone process) returns `main_rank(gate, stop)`, the others train what
+    it sends through `gate` and return 0 (1 on a learner's error, which rank 0 reports).
+    Under torchrun SIGTERM and SIGINT set `stop` on every rank; alone, SIGTERM goes to
+    `on_sigterm` when given. The signal handlers are restored afterwards."""
+    group = distributed.start()
+    gate = distributed.Gate(group)
+    stop = threading.Event()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    if group:
+        stop_together_on_signals(stop)
+    elif on_sigterm is not None:
+        signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        if group is None or group.is_main:
+            return main_rank(gate, stop)
+        try:
+            follow_run(gate, stop)
+        except LEARNER_ERRORS:
+            return 1
+        return 0
+    finally:
+        gate.open(None)
+        distributed.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nin_explorer.worker", description=__doc__)
     p.add_argument("--home", required=True, help="the run store's folder")
     p.add_argument("--run-id", type=int, required=True)
     args = p.parse_args(argv)
-
-    group = distributed.start()
-    stop = threading.Event()
-    gate = distributed.Gate(group)
-    if group:
-        stop_together_on_signals(stop)
-    else:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        if group and not group.is_main:
-            try:
-                follow_run(gate, stop)
-            except LEARNER_ERRORS:
-                return 1  # rank 0 meets the same error and records it
-            return 0
-        return _main_rank(args, group, gate, stop)
-    finally:
-        gate.open(None)
-        distributed.stop()
+    return run_on_ranks(lambda gate, stop: _main_rank(args, gate, stop), on_sigterm=_on_sigterm)
 
 
-def _main_rank(args, group: distributed.Group | None, gate: distributed.Gate,
-               stop: threading.Event) -> int:
+def _main_rank(args, gate: distributed.Gate, stop: threading.Event) -> int:
+    group = gate.group
     store = RunStore(args.home)
     run = store.get_run(args.run_id)
     if run is None:
@@ -265,9 +279,4 @@ def _main_rank(args, group: distributed.Group | None, gate: distributed.Gate,
 
 
 if __name__ == "__main__":
-    code = main()
-    if distributed.launched():  # see nin_explorer/__main__.py: skip gloo's exit-time aborts
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    exit_process(main())

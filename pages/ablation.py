@@ -12,6 +12,7 @@ from nin_explorer.plan import human_duration
 from nin_explorer.roles import RoleError, may_stop
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.summary import summarize
+from nin_explorer.tables import ACTIVE
 from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
 from pages.common import get_jobs, leave_pages_directory_mode, preset_choice, visitor
 
@@ -63,7 +64,7 @@ col, note, clear = st.columns([1, 3, 1], vertical_alignment="bottom")
 col.number_input("Runs at once", 1, MAX_AT_ONCE, key=A + "at_once", on_change=set_at_once,
                  disabled=not who.is_teacher,
                  help=AT_ONCE_HELP + ("" if who.is_teacher else " Only the teacher sets it."))
-busy = [r["status"] for r in store.list_runs(("queued", "running"))]
+busy = [r["status"] for r in store.list_runs(ACTIVE)]
 note.caption(f"Now: {busy.count('running')} running, {busy.count('queued')} queued (all pages "
              "share one queue). A run alone gets every CPU core.")
 if who.is_teacher:
@@ -136,8 +137,8 @@ if not groups:
     st.info("No ablation yet: start an exercise or queue your own above.")
     st.stop()
 group = st.selectbox("Ablation", groups, key=A + "group")
-active = any(r["status"] in ("queued", "running") for r in store.list_runs(group=group))
-stoppable = [r["id"] for r in store.list_runs(("queued", "running"), group=group)
+active = any(r["status"] in ACTIVE for r in store.list_runs(group=group))
+stoppable = [r["id"] for r in store.list_runs(ACTIVE, group=group)
              if may_stop(who.id, r.get("owner"))]
 if stoppable and st.button("Cancel the whole ablation", key=A + "cancel"):
     for run_id in stoppable:
@@ -148,7 +149,7 @@ if stoppable and st.button("Cancel the whole ablation", key=A + "cancel"):
 @st.fragment(run_every=2.0 if active else None)
 def results(group: str, was_active: bool, metric: str):
     runs = sorted(store.list_runs(group=group), key=lambda r: r["id"])
-    done = sum(r["status"] not in ("queued", "running") for r in runs)
+    done = sum(r["status"] not in ACTIVE for r in runs)
     st.progress(done / len(runs), text=f"{done} of {len(runs)} runs finished")
     rows, series = [], []
     settings = sorted({r["name"].rsplit(" · seed", 1)[0] for r in runs})

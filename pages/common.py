@@ -73,15 +73,15 @@ def visitor():
 def _role_line(who) -> None:
     """The sidebar's 'who you are, what you may do' (skipped while the run store is unusable:
     the page says that itself)."""
-    from nin_explorer.roles import describe
+    from nin_explorer.roles import Limits, describe
     from nin_explorer.store import StoreError, default_home
     if who.refused_link:
         st.warning("That teacher link does not match this server's token, so you are a visitor.")
     try:
-        jobs = _jobs(str(default_home()))
+        store = _store(str(default_home()))
     except StoreError:
         return
-    st.caption(describe(who, jobs.limits, jobs.store.count_active(who.id)[1]))
+    st.caption(describe(who, Limits.from_env(), store.count_active(who.id)[1]))
 
 
 def leave_pages_directory_mode() -> None:
@@ -121,11 +121,22 @@ def preset_choice(label: str, key: str, help: str | None = None, include_current
 
 
 def get_jobs():
-    """The job manager every session shares (one per run-store folder); if the folder cannot
-    be used, the page says so and stops."""
+    """The job manager every session shares (one per run-store folder), for the pages that
+    launch or stop runs: it starts queued runs. If the folder cannot be used, the page says
+    so and stops."""
+    return _opened(_jobs)
+
+
+def get_store():
+    """The run store (NIN_EXPLORER_HOME, else the user's cache folder), for pages that only
+    read runs: it starts no worker. If the folder cannot be used, the page says so and stops."""
+    return _opened(_store)
+
+
+def _opened(open_home):
     from nin_explorer.store import StoreError, default_home
     try:
-        return _jobs(str(default_home()))
+        return open_home(str(default_home()))
     except StoreError as e:
         st.error(str(e))
         st.stop()
@@ -139,9 +150,10 @@ def _jobs(home: str):
     return JobManager(home, max_concurrent=default_at_once())
 
 
-def get_store():
-    """The run store (NIN_EXPLORER_HOME, else the user's cache folder)."""
-    return get_jobs().store
+@st.cache_resource
+def _store(home: str):
+    from nin_explorer.store import RunStore
+    return RunStore(home)
 
 
 def measured_rate(store, spec: NetSpec, device: str) -> float | None:
@@ -195,7 +207,7 @@ def measured_memory(spec: NetSpec) -> dict | None:
     """Peak memory measured by the latest finished run of exactly this network, or None."""
     from nin_explorer.store import StoreError, default_home
     try:
-        store = _jobs(str(default_home())).store
+        store = _store(str(default_home()))
     except StoreError:  # no usable run store: the Build page works without measurements
         return None
     for run in store.list_runs(("completed", "stopped", "diverged"), limit=100):

@@ -9,8 +9,8 @@ from nin_explorer.data import DataError
 from nin_explorer.images import IMAGE_EXTENSIONS
 from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointError, ImageError,
                                analyse_test_set, cached_analysis, channel_order, class_maps,
-                               identity_gap, image_from_upload, load_checkpoint, load_upload,
-                               most_confident_mistakes, upload_dataset)
+                               identity_gap, image_from_upload, load_upload,
+                               most_confident_mistakes, open_checkpoint, upload_dataset)
 from pages.common import get_store, leave_pages_directory_mode, test_set
 
 
@@ -55,7 +55,7 @@ if source == "A run from the store":
         written_ns = path.stat().st_mtime_ns
     except OSError:  # deleted since the list was made: the load says so
         written_ns = 0
-    ckpt = checkpoint_or_reason(f"run {path} {written_ns}", lambda: load_checkpoint(path))
+    ckpt = checkpoint_or_reason(f"run {path} {written_ns}", lambda: open_checkpoint(path))
 else:
     up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt",
                           max_upload_size=MAX_UPLOAD_BYTES // 2**20,

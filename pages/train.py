@@ -9,6 +9,7 @@ from nin_explorer.plan import (FitError, adapt_spec, check_fits, estimate, human
 from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error
 from nin_explorer.spec import SpecError
+from nin_explorer.tables import ACTIVE
 from nin_explorer.presets import PRESETS
 from nin_explorer.train import (RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults,
                                 resolve_device)
@@ -50,7 +51,7 @@ def on_recipe():
 
 st.title("Train")
 # --- 1. what to train ---
-with st.expander("New run", expanded=not store.list_runs(("running", "queued"))):
+with st.expander("New run", expanded=not store.list_runs(ACTIVE)):
     c1, c2, c3 = st.columns(3)
     with c1:
         spec = preset_choice("Variant", T + "variant", include_current=True, default="tiny",
@@ -138,7 +139,7 @@ run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
                       help="Its status and progress are in the line below.")
 st.query_params["run"] = str(run_id)
 shown = store.get_run(run_id)
-active = shown["status"] in ("queued", "running")
+active = shown["status"] in ACTIVE
 if active and may_stop(who.id, shown.get("owner")):
     if st.button("Stop", key=T + "stop"):
         jobs.stop(run_id, by=who.id)
@@ -191,7 +192,7 @@ def live(run_id: int, was_active: bool):
                       on_click=relaunch_offline, args=(run,))
     elif run["status"] in ("stopped", "interrupted") and run.get("reason"):
         st.info(run["reason"])
-    if was_active and run["status"] not in ("queued", "running"):
+    if was_active and run["status"] not in ACTIVE:
         st.rerun()  # re-register the fragment without its timer
 
 

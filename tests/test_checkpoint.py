@@ -1,10 +1,14 @@
-"""Hostile checkpoints are refused before anything expensive.
+"""Checkpoint files: saved atomically, read whole or refused with a sentence, and hostile
+ones refused before anything expensive.
 
 Every hostile file is generated here; without the check it names, each test would hang,
 allocate gigabytes or build a real module from the hostile file.
 """
 import dataclasses
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -12,15 +16,18 @@ import zipfile
 import pytest
 import torch
 
+from conftest import ROOT
 from nin_explorer import maps
 from nin_explorer.build import build_model
 from nin_explorer.checkpoint import (MAX_NAME_CHARS, MAX_PICKLE_NODES, MAX_UPLOAD_PARAMS,
-                                     check_pickle, check_weights)
+                                     check_pickle, check_weights, load_checkpoint,
+                                     save_checkpoint)
 from nin_explorer.data import DataError
 from nin_explorer.maps import (ANALYSIS_MEMORY_BYTES, CheckpointError, analyse_test_set,
-                               analysis_batch_size, load_checkpoint, load_upload, upload_dataset)
+                               analysis_batch_size, load_upload, open_checkpoint, upload_dataset)
 from nin_explorer.presets import D2L, PRESETS, TINY
 from nin_explorer.spec import BlockSpec, NetSpec
+from nin_explorer.store import RunStore, StoreError
 from nin_explorer.summary import summarize
 
 
@@ -83,7 +90,7 @@ def test_nested_shared_classes_refused_within_a_second(monkeypatch):
     data = checkpoint_bytes(classes=nested_shared(25))
     assert len(data) < 200_000  # a small file that expands to 33 million objects
     no_torch_load(monkeypatch)
-    error, _ = within(1.0, lambda: load_checkpoint(data))
+    error, _ = within(1.0, lambda: open_checkpoint(data))
     assert isinstance(error, CheckpointError), error
     assert "nested too deep or repeating shared parts" in str(error)
 
@@ -103,12 +110,12 @@ def test_hashed_shared_key_refused_before_unpickling():
     # torch.load itself would hash the key: about 4 s at depth 28, doubling per level.
     table = hashed_key_table(28)
     data = repack(checkpoint_bytes(), table=table)
-    error, _ = within(1.0, lambda: load_checkpoint(data))
+    error, _ = within(1.0, lambda: open_checkpoint(data))
     assert isinstance(error, CheckpointError), error
     assert "refused unread" in str(error)
     small = repack(checkpoint_bytes(), table=hashed_key_table(3))   # the same shape, small
     with pytest.raises(CheckpointError, match="spec is not valid"):   # past torch.load
-        load_checkpoint(small)
+        open_checkpoint(small)
 
 
 def test_deep_nesting_and_shared_mutation_refused():
@@ -116,7 +123,7 @@ def test_deep_nesting_and_shared_mutation_refused():
     for _ in range(100):
         deep = [deep]
     with pytest.raises(CheckpointError, match="nested too deep"):
-        load_checkpoint(checkpoint_bytes(extra=deep))
+        open_checkpoint(checkpoint_bytes(extra=deep))
     # a list shared first and filled afterwards would hide how large it grows
     check_pickle(b"\x80\x02]q\x00h\x00h\x00\x86.")  # ([], []) sharing a finished list is fine
     filled_after = b"\x80\x02]q\x00h\x00K\x01a."   # [] shared, then appended to via the share
@@ -144,7 +151,7 @@ def test_a_table_of_many_objects_is_refused():
     row = [0] * 1000
     wide = [row] * (MAX_PICKLE_NODES // 1000 + 1)    # one row, shared: a 4 kB table
     with pytest.raises(CheckpointError, match="refused unread"):
-        load_checkpoint(checkpoint_bytes(extra=wide))
+        open_checkpoint(checkpoint_bytes(extra=wide))
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -165,14 +172,14 @@ def test_a_table_of_many_objects_is_refused():
 ])
 def test_metadata_schema(fields, message):
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        load_checkpoint(checkpoint_bytes(**fields))
+        open_checkpoint(checkpoint_bytes(**fields))
 
 
 def test_good_metadata_is_kept_and_unknown_keys_are_ignored():
-    ckpt = load_checkpoint(checkpoint_bytes(test_acc=0.5, anything_else={"a": [1, 2]}))
+    ckpt = open_checkpoint(checkpoint_bytes(test_acc=0.5, anything_else={"a": [1, 2]}))
     assert ckpt.classes == [f"c{i}" for i in range(10)] and ckpt.epoch == 1
     assert ckpt.config["dataset"] == "shapes" and ckpt.config["epochs"] == 10  # normalised
-    bare = load_checkpoint(checkpoint_bytes(classes=None, config=None, epoch=None))
+    bare = open_checkpoint(checkpoint_bytes(classes=None, config=None, epoch=None))
     assert bare.classes == [str(i) for i in range(10)] and bare.config == {} and bare.epoch == 0
 
 
@@ -184,7 +191,7 @@ def test_compressed_entries_refused_before_loading(monkeypatch):
     assert len(bomb) < 2**20                                         # deflates to about 0.1%
     no_torch_load(monkeypatch)                                       # nothing is unpacked
     with pytest.raises(CheckpointError, match="compressed entries; torch.save stores them"):
-        load_checkpoint(bomb)
+        open_checkpoint(bomb)
     with pytest.raises(CheckpointError, match="compressed entries"):
         load_upload(bomb)
 
@@ -193,14 +200,13 @@ def test_an_oversized_object_table_is_refused(monkeypatch):
     table = b"\x80\x02" + b"N" * (2**20 + 1) + b"."
     no_torch_load(monkeypatch)
     with pytest.raises(CheckpointError, match="object table is 1,048,580 bytes"):
-        load_checkpoint(repack(checkpoint_bytes(), table=table))
+        open_checkpoint(repack(checkpoint_bytes(), table=table))
 
 
 def test_stored_checkpoints_still_load(tmp_path):
-    from nin_explorer.store import save_checkpoint
     path = tmp_path / "checkpoint.pt"
     save_checkpoint(torch.load(io.BytesIO(checkpoint_bytes()), weights_only=True), path)
-    assert load_checkpoint(path).spec == TINY
+    assert open_checkpoint(path).spec == TINY
 
 
 # --- shapes checked arithmetically, a parameter cap for uploads ---
@@ -236,13 +242,13 @@ def test_huge_upload_refused_by_the_parameter_cap_without_building(no_real_build
 
 
 def test_weights_checked_against_the_spec_before_building(no_real_build):
-    error, seconds = within(1.0, lambda: load_checkpoint(huge_checkpoint()))
+    error, seconds = within(1.0, lambda: open_checkpoint(huge_checkpoint()))
     assert isinstance(error, CheckpointError), error
     assert "do not fit the checkpoint's own spec" in str(error) and seconds < 1.0
     wrong_shape = torch.load(io.BytesIO(checkpoint_bytes()), weights_only=True)["model"]
     wrong_shape["block1.conv0.weight"] = torch.zeros(3, 1, 5, 5)
     with pytest.raises(CheckpointError, match=r"conv0.weight is \(3, 1, 5, 5\).*needs \(16, 1, 5, 5\)"):
-        load_checkpoint(checkpoint_bytes(model=wrong_shape))
+        open_checkpoint(checkpoint_bytes(model=wrong_shape))
 
 
 # --- the test-set analysis batch from the memory estimate ---
@@ -258,7 +264,7 @@ def test_analysis_batch_fits_the_memory_budget():
 
 def test_analysis_uses_the_smaller_batch(monkeypatch):
     spec = TINY.replace(input_size=224)
-    ckpt = load_checkpoint(checkpoint_bytes(spec))
+    ckpt = open_checkpoint(checkpoint_bytes(spec))
     seen = []
     real = maps.class_maps
     monkeypatch.setattr(maps, "class_maps", lambda c, x: seen.append(len(x)) or real(c, x))
@@ -294,3 +300,81 @@ def test_upload_dataset_of_a_local_catalogue_set():
     with pytest.raises(DataError, match="folder"):
         upload_dataset(ckpt.config["dataset"])
 
+
+# --- saving and reading a run's checkpoint file ---
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "home")
+
+
+def test_checkpoints_are_atomic_and_readable(tmp_path):
+    path = tmp_path / "run" / "checkpoint.pt"
+    state = {"model": {"w": torch.ones(2, 3)}, "spec": {"name": "tiny"}, "epoch": 1,
+             "classes": ["a", "b"]}
+    save_checkpoint(state, path)
+    assert list(path.parent.iterdir()) == [path]               # no temporary file left
+    loaded = load_checkpoint(path)
+    assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["epoch"] == 1
+
+    torn = tmp_path / "torn.pt"
+    torn.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(StoreError, match="not a complete PyTorch checkpoint"):
+        load_checkpoint(torn)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(StoreError, match="not a complete PyTorch checkpoint"):
+        load_checkpoint(tmp_path / "empty.pt")
+    with pytest.raises(StoreError, match="missing"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(StoreError, match="not a NiN Explorer checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+# --- a save killed midway leaves no tmp file behind for good ---
+
+SAVE_THEN_HANG = """
+import os, sys, time, torch
+from nin_explorer import checkpoint
+def hang(fd):
+    print("saving", flush=True)
+    time.sleep(60)
+os.fsync = hang                      # the save stops after writing, before the rename
+checkpoint.save_checkpoint({"model": {"w": torch.zeros(1000)}, "spec": {}}, sys.argv[1])
+"""
+
+
+def killed_save(path) -> int:
+    """Run save_checkpoint(path) in a process and SIGKILL it midway; returns its pid."""
+    proc = subprocess.Popen([sys.executable, "-c", SAVE_THEN_HANG, str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "saving"
+    proc.kill()
+    proc.wait(10)
+    return proc.pid
+
+
+def test_tmp_files_of_a_killed_save_are_removed_by_the_next_save_or_open(store):
+    path = store.checkpoint_path(7)
+    pid = killed_save(path)
+    [leftover] = path.parent.glob(f"checkpoint.pt.tmp-*-{pid}")   # <thread>-<pid>
+    assert not path.exists()
+    RunStore(store.home)                                       # the store opened again
+    assert not leftover.exists()
+
+    leftover.write_bytes(b"half a checkpoint")                # as if killed again
+    save_checkpoint({"model": {}, "spec": {}}, path)           # the run's next save
+    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_live_save_keeps_its_tmp_file_unless_it_went_silent(store):
+    folder = store.run_dir(3)
+    folder.mkdir(parents=True)
+    live = folder / f"checkpoint.pt.tmp-{os.getpid()}"         # this process: alive
+    live.write_bytes(b"half a checkpoint")
+    RunStore(store.home)
+    assert live.exists()
+    old = time.time() - 3600
+    os.utime(live, (old, old))                                 # no write for an hour
+    RunStore(store.home)
+    assert not live.exists()

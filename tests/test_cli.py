@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import time
 
 from conftest import ROOT
 
@@ -85,3 +86,33 @@ def test_config_size_is_checked_before_the_file_is_read(tmp_path, capsys):
         tracemalloc.stop()
     assert code == 2 and f"over {MAX_SPEC_JSON_BYTES:,} bytes" in capsys.readouterr().err
     assert peak < 4 * 2**20                          # reading it would hold 64 MB or more
+
+
+def test_summary_imports_no_torch_and_answers_within_a_second():
+    """The summary is arithmetic: neither the CLI nor the modules behind it load torch."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "nin_explorer", "summary",
+                          "--preset", "d2l", "--json"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["totals"]["params"] == 1_992_166
+    modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines()
+               if line.startswith("import time:")]
+    assert "nin_explorer.summary" in modules
+    assert not [m for m in modules if m.split(".")[0] == "torch"]
+    seconds = []
+    for _ in range(3):          # the best of three: the machine is shared
+        start = time.perf_counter()
+        run_cli("summary", "--preset", "d2l", "--json")
+        seconds.append(time.perf_counter() - start)
+    assert min(seconds) < 1.0, seconds
+
+
+def test_the_summary_path_and_the_run_store_import_no_torch():
+    code = ("import sys\n"
+            "import nin_explorer.cli, nin_explorer.layers, nin_explorer.presets, "
+            "nin_explorer.render, nin_explorer.spec, nin_explorer.summary, nin_explorer.store, "
+            "nin_explorer.procs, nin_explorer.provenance\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

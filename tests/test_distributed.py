@@ -20,7 +20,8 @@ from nin_explorer.data import load_dataset
 from nin_explorer.jobs import JobManager
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec
-from nin_explorer.store import RunStore, load_checkpoint
+from nin_explorer.checkpoint import load_checkpoint
+from nin_explorer.store import RunStore
 from nin_explorer.train import ConfigError, TrainConfig, _rank_device, train
 
 TINY = get_preset("tiny")

@@ -19,9 +19,11 @@ from streamlit.testing.v1 import AppTest
 from conftest import ROOT, wait_for
 from nin_explorer import train as train_module
 from nin_explorer.jobs import RECONCILE_EVERY_S, JobManager
-from nin_explorer.maps import load_checkpoint
+from nin_explorer.maps import open_checkpoint
 from nin_explorer.presets import TINY
-from nin_explorer.store import RunStore, process_alive
+from nin_explorer.procs import process_alive
+from nin_explorer.store import RunStore
+from nin_explorer.tables import ACTIVE
 from nin_explorer.train import TrainConfig
 from nin_explorer.worker import HEARTBEAT_S, execute_run
 from test_reliability import assert_intact, earlier  # noqa: F401  (earlier: a fixture)
@@ -41,7 +43,7 @@ def status(store: RunStore, run_id: int) -> str:
 
 def ended(store: RunStore, run_id: int):
     run = store.get_run(run_id)
-    return run if run["status"] not in ("queued", "running") else None
+    return run if run["status"] not in ACTIVE else None
 
 
 def train_page(run_id: int) -> AppTest:
@@ -92,7 +94,7 @@ def test_sigkill_mid_epoch_keeps_the_last_checkpoint_and_the_queue_moves_on(home
 
         epochs = store.metrics(run_id, "epoch")
         assert epochs and [e["epoch"] for e in epochs] == list(range(1, len(epochs) + 1))
-        ckpt = load_checkpoint(store.checkpoint_path(run_id))        # whole, not torn
+        ckpt = open_checkpoint(store.checkpoint_path(run_id))        # whole, not torn
         assert 1 <= ckpt.epoch <= len(epochs)
         assert_intact(path, before)
 
@@ -190,7 +192,7 @@ def test_cuda_out_of_memory_fails_the_run_clearly_and_keeps_its_metrics(home, mo
     assert run["error"].startswith("The GPU ran out of memory. Lower the batch size")
     assert [e["epoch"] for e in store.metrics(run_id, "epoch")] == [1]   # kept
     assert store.metrics(run_id, "step")
-    assert load_checkpoint(store.checkpoint_path(run_id)).epoch == 1
+    assert open_checkpoint(store.checkpoint_path(run_id)).epoch == 1
     at = train_page(run_id)
     assert "failed" in page_says(at)
     assert any("ran out of memory" in e.value for e in at.error)

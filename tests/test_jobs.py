@@ -1,16 +1,25 @@
-"""The job manager's rules for a shared server: quotas, whole-batch checks, who may stop what.
+"""The job manager: the rules for a shared server (quotas, whole-batch checks, who may stop
+what), runs at once, reconciling on start, a killed worker, which runs use the GPUs.
 
-No worker starts here: `_start_queued` is replaced, so every run stays queued (test_worker.py
-trains for real).
+The `jm` fixture starts no worker: `_start_queued` is replaced, so every run stays queued.
+The `manager` fixture (also used by test_worker.py) starts real workers on `shapes`.
 """
+import os
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
+import torch
 
-from nin_explorer.jobs import JobManager
+from conftest import wait_for
+from nin_explorer.jobs import JobManager, default_at_once, run_gpus
 from nin_explorer.presets import get_preset
 from nin_explorer.roles import TEACHER, Limits, QuotaError, RoleError
 from nin_explorer.spec import SpecError
+from nin_explorer.store import RunStore
+from nin_explorer.tables import ACTIVE
 from nin_explorer.train import TrainConfig
 
 TINY = get_preset("tiny")
@@ -52,7 +61,7 @@ def test_ten_thousand_rapid_submits_are_refused_after_the_global_cap(jm):
 
     in_threads(4, flood, 2500)
     assert len(accepted) == 50 and len(refused) == 9950
-    assert len(jm.store.list_runs(("queued", "running"))) == 50
+    assert len(jm.store.list_runs(ACTIVE)) == 50
     assert "The queue is full" in refused[-1] and "at most 50" in refused[-1]
     assert "NIN_EXPLORER_MAX_QUEUED" in refused[-1]
 
@@ -138,3 +147,103 @@ def test_a_worker_that_dies_leaves_one_line_for_visitors_and_the_tail_for_the_te
     run = jm.store.get_run(run_id)
     assert run["error"] == "The worker exited with code 1."
     assert "/srv/secret" in run["error_detail"] and "Traceback" in run["error_detail"]
+
+
+# --- real workers: runs at once, a killed worker ---
+
+@pytest.fixture
+def manager(tmp_path, shapes_root, monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))  # the workers inherit it
+    jm = JobManager(tmp_path / "home", poll_s=0.1)
+    yield jm
+    jm.close(stop_runs=True)
+
+
+def config(**changes) -> TrainConfig:
+    return TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "batch_size": 64,
+                                  "max_train_examples": 256, "max_test_examples": 256,
+                                  "eval_every": 2, **changes})
+
+
+def finished(jm, run_id):
+    run = jm.store.get_run(run_id)
+    return run if run["status"] not in ACTIVE else None
+
+
+def test_runs_at_once_at_start_up_come_from_the_environment_or_the_machine(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for value, expected in (("3", 3), ("0", 1), ("999", 16), ("16", 16)):
+        monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", value)
+        assert default_at_once() == expected, value
+    cpu_default = 2 if os.cpu_count() >= 2 else 1
+    for garbage in ("", " 4 ", "x", "-2", "1.5", "²", "1" * 5000, "2; rm -rf /"):
+        monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", garbage)
+        assert default_at_once() == cpu_default, garbage
+    monkeypatch.delenv("NIN_EXPLORER_MAX_CONCURRENT")
+    assert default_at_once() == cpu_default
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_at_once() == 1                   # with CUDA: torchrun over the GPUs
+
+
+def test_raising_runs_at_once_starts_queued_runs_with_a_share_of_the_cores(manager,
+                                                                              monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    first = manager.submit(TINY, config(epochs=100), name="long")
+    second = manager.submit(TINY, config(), name="short")
+    assert manager.store.get_run(second)["status"] == "queued"
+    assert "OMP_NUM_THREADS" not in manager.worker_env()      # one at a time: every core
+    manager.set_max_concurrent(2)
+    assert manager.store.get_run(second)["status"] == "running"   # started at once
+    assert manager.worker_env()["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 2))
+    assert "OMP_NUM_THREADS" not in manager.worker_env(sharing=1)  # a run alone: every core
+    run = wait_for(lambda: finished(manager, second), 90, "the second run")
+    assert run["status"] == "completed", run
+    assert manager.store.get_run(first)["status"] == "running"    # both trained side by side
+    for bad in (0, 17, 1.5, True):
+        with pytest.raises(ValueError, match="from 1 to 16"):
+            manager.set_max_concurrent(bad)
+    manager.stop(first)
+
+
+def test_killed_worker_is_interrupted_and_keeps_metrics(manager):
+    run_id = manager.submit(TINY, config(epochs=100, max_train_examples=None))
+    wait_for(lambda: manager.store.metrics(run_id, "step"), 60, "training to start")
+    os.kill(manager.store.get_run(run_id)["pid"], signal.SIGKILL)
+    run = wait_for(lambda: finished(manager, run_id), 10, "the dead worker to be noticed")
+    assert run["status"] == "interrupted" and "SIGKILL" in run["reason"]
+    assert manager.store.metrics(run_id, "step")
+
+
+def test_stopping_a_queued_run_and_reconciling_on_start(tmp_path):
+    store = RunStore(tmp_path / "home")
+    orphan = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store.set_process(orphan, dead.pid, "1")
+    blocker = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
+    store.set_process(blocker, os.getpid(), None)              # a live CLI run holds the slot
+    jm = JobManager(tmp_path / "home")
+    try:
+        assert store.get_run(orphan)["status"] == "interrupted"  # reconciled on construction
+        queued = jm.submit(TINY, config())
+        assert store.get_run(queued)["status"] == "queued"
+        assert jm.stop(queued) == "stopped" and jm.running() == []
+    finally:
+        jm.close()
+
+
+def test_submit_refuses_a_network_that_does_not_fit(tmp_path):
+    jm = JobManager(tmp_path / "home")
+    try:
+        with pytest.raises(SpecError, match="Use an input of at least"):
+            jm.submit(TINY, config(input_size=3))
+        assert jm.store.list_runs() == []
+    finally:
+        jm.close()
+
+
+def test_only_runs_on_auto_or_cuda_use_the_gpus(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    for device, gpus in (("auto", 4), ("cuda", 4), ("cpu", 0), ("mps", 0)):
+        assert run_gpus({"config": {"device": device}}) == gpus, device
+    assert run_gpus({"config": {}}) == 4                    # an older run's config: auto

@@ -8,8 +8,8 @@ from PIL import Image
 
 from nin_explorer.build import build_model
 from nin_explorer.maps import (CheckpointError, ImageError, analyse_test_set, channel_order,
-                               class_maps, identity_gap, image_from_upload, load_checkpoint,
-                               most_confident_mistakes)
+                               class_maps, identity_gap, image_from_upload,
+                               most_confident_mistakes, open_checkpoint)
 from nin_explorer.presets import TINY
 
 
@@ -30,7 +30,7 @@ def images(n=6, size=28, seed=0):
 @pytest.mark.parametrize("head", ["gap", "gap-linear"])
 def test_mean_of_map_is_the_logit(head):
     spec = TINY if head == "gap" else TINY.replace(head="gap-linear").replace_block(3, out_channels=24)
-    ckpt = load_checkpoint(checkpoint_bytes(spec))
+    ckpt = open_checkpoint(checkpoint_bytes(spec))
     r = class_maps(ckpt, images())
     assert r.class_maps.shape == (6, 10, 7, 7)
     assert r.kind == ("gap" if head == "gap" else "cam")
@@ -40,13 +40,13 @@ def test_mean_of_map_is_the_logit(head):
 
 def test_fc_head_gets_grad_cam_without_identity():
     spec = TINY.replace(head="fc", fc_hidden=(32,))
-    r = class_maps(load_checkpoint(checkpoint_bytes(spec)), images())
+    r = class_maps(open_checkpoint(checkpoint_bytes(spec)), images())
     assert r.kind == "grad-cam" and r.class_maps.shape == (6, 10, 7, 7)
     assert (r.class_maps >= 0).all()
 
 
 def test_block_outputs_and_channel_order():
-    r = class_maps(load_checkpoint(checkpoint_bytes(TINY)), images(2))
+    r = class_maps(open_checkpoint(checkpoint_bytes(TINY)), images(2))
     assert r.block_outputs["block1"].shape == (2, 16, 14, 14)
     order = channel_order(r.block_outputs["block2"][0])
     means = r.block_outputs["block2"][0].mean((1, 2))
@@ -56,7 +56,7 @@ def test_block_outputs_and_channel_order():
 def test_visitors_sharing_one_model_get_their_own_maps():
     # The page caches one loaded model for every visitor: B's pass runs while A's is paused
     # just before the head, and A must still get A's block outputs (not B's).
-    ckpt = load_checkpoint(checkpoint_bytes(TINY))
+    ckpt = open_checkpoint(checkpoint_bytes(TINY))
     a_paused, b_done, results = threading.Event(), threading.Event(), {}
 
     def pause(module, inputs):
@@ -81,7 +81,7 @@ def test_visitors_sharing_one_model_get_their_own_maps():
 
 
 def test_test_set_analysis():
-    ckpt = load_checkpoint(checkpoint_bytes(TINY))
+    ckpt = open_checkpoint(checkpoint_bytes(TINY))
     x, y = images(50), torch.arange(50) % 10
     a = analyse_test_set(ckpt, x, y, batch_size=16)
     assert a.mean_maps.shape == (10, 10, 7, 7)
@@ -98,22 +98,22 @@ def test_test_set_analysis():
 def test_checkpoint_refusals(tmp_path):
     good = checkpoint_bytes(TINY)
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        load_checkpoint(good[: len(good) // 2])
+        open_checkpoint(good[: len(good) // 2])
     with pytest.raises(CheckpointError, match="empty, truncated, or another kind of file"):
-        load_checkpoint(b"")
+        open_checkpoint(b"")
     with pytest.raises(CheckpointError, match="missing"):
-        load_checkpoint(tmp_path / "nope.pt")
+        open_checkpoint(tmp_path / "nope.pt")
     other = checkpoint_bytes(TINY.replace_block(0, out_channels=8))
     state = torch.load(io.BytesIO(other), weights_only=True)
     state["spec"] = TINY.to_dict()  # weights of another architecture under this spec
     buf = io.BytesIO()
     torch.save(state, buf)
     with pytest.raises(CheckpointError, match="do not fit"):
-        load_checkpoint(buf.getvalue())
+        open_checkpoint(buf.getvalue())
     buf = io.BytesIO()
     torch.save({"weights": torch.zeros(3)}, buf)
     with pytest.raises(CheckpointError, match="not a NiN Explorer checkpoint"):
-        load_checkpoint(buf.getvalue())
+        open_checkpoint(buf.getvalue())
 
 
 class Evil:
@@ -125,7 +125,7 @@ def test_checkpoint_with_pickled_code_is_refused():
     buf = io.BytesIO()
     torch.save({"model": {}, "spec": {}, "evil": Evil()}, buf)
     with pytest.raises(CheckpointError, match="refused unread"):
-        load_checkpoint(buf.getvalue())
+        open_checkpoint(buf.getvalue())
 
 
 def png(size=(40, 30), mode="RGB") -> bytes:

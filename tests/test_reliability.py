@@ -389,8 +389,8 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(earlier, monkeypat
     folder = store.run_dir(run_id)
     assert [p.name for p in folder.iterdir() if p.name.endswith(".pt") or ".tmp" in p.name] \
         == ["checkpoint.pt"]                                      # no half-written temp file
-    from nin_explorer.maps import load_checkpoint
-    ckpt = load_checkpoint(folder / "checkpoint.pt")             # the epoch-1 checkpoint, whole
+    from nin_explorer.maps import open_checkpoint
+    ckpt = open_checkpoint(folder / "checkpoint.pt")             # the epoch-1 checkpoint, whole
     assert ckpt.epoch == 1
     assert not app_page("pages/train.py", {"run": str(run_id)}).exception
     assert_intact(home, before)

@@ -1,4 +1,4 @@
-"""The SQLite run store: WAL, atomic claims, concurrent writers, reconciliation, checkpoints."""
+"""The SQLite run store: WAL, atomic claims, concurrent writers, reconciliation, migration."""
 import os
 import sqlite3
 import subprocess
@@ -7,11 +7,10 @@ import threading
 import time
 
 import pytest
-import torch
 
 from conftest import ROOT
-from nin_explorer.store import (RunStore, StoreError, default_home, load_checkpoint,
-                                process_alive, process_start, save_checkpoint)
+from nin_explorer.procs import process_start
+from nin_explorer.store import RunStore, default_home
 
 SPEC = {"name": "tiny"}
 CONFIG = {"epochs": 1}
@@ -171,35 +170,6 @@ def test_reconcile_stale_runs(store):
     assert store.get_run(skipped)["status"] == "running"
 
 
-def test_process_identity():
-    assert process_alive(os.getpid(), process_start(os.getpid()))
-    assert not process_alive(os.getpid(), "not-my-start-time")
-    assert not process_alive(None, None)
-
-
-def test_checkpoints_are_atomic_and_readable(tmp_path):
-    path = tmp_path / "run" / "checkpoint.pt"
-    state = {"model": {"w": torch.ones(2, 3)}, "spec": {"name": "tiny"}, "epoch": 1,
-             "classes": ["a", "b"]}
-    save_checkpoint(state, path)
-    assert list(path.parent.iterdir()) == [path]               # no temporary file left
-    loaded = load_checkpoint(path)
-    assert torch.equal(loaded["model"]["w"], state["model"]["w"]) and loaded["epoch"] == 1
-
-    torn = tmp_path / "torn.pt"
-    torn.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(StoreError, match="not a complete PyTorch checkpoint"):
-        load_checkpoint(torn)
-    (tmp_path / "empty.pt").write_bytes(b"")
-    with pytest.raises(StoreError, match="not a complete PyTorch checkpoint"):
-        load_checkpoint(tmp_path / "empty.pt")
-    with pytest.raises(StoreError, match="missing"):
-        load_checkpoint(tmp_path / "missing.pt")
-    torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(StoreError, match="not a NiN Explorer checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
-
-
 # --- a locked database: writes wait (bounded), then fail clearly ---
 
 def hold_write_lock(store: RunStore, seconds: float) -> threading.Thread:
@@ -239,61 +209,13 @@ def test_a_lock_held_past_the_retry_budget_fails_the_write(store, monkeypatch):
     holder.join()
 
 
-# --- a save killed midway leaves no tmp file behind for good ---
-
-SAVE_THEN_HANG = """
-import os, sys, time, torch
-from nin_explorer import store
-def hang(fd):
-    print("saving", flush=True)
-    time.sleep(60)
-os.fsync = hang                      # the save stops after writing, before the rename
-store.save_checkpoint({"model": {"w": torch.zeros(1000)}, "spec": {}}, sys.argv[1])
-"""
-
-
-def killed_save(path) -> int:
-    """Run save_checkpoint(path) in a process and SIGKILL it midway; returns its pid."""
-    proc = subprocess.Popen([sys.executable, "-c", SAVE_THEN_HANG, str(path)], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "saving"
-    proc.kill()
-    proc.wait(10)
-    return proc.pid
-
-
-def test_tmp_files_of_a_killed_save_are_removed_by_the_next_save_or_open(store):
-    path = store.checkpoint_path(7)
-    pid = killed_save(path)
-    [leftover] = path.parent.glob(f"checkpoint.pt.tmp-*-{pid}")   # <thread>-<pid>
-    assert not path.exists()
-    RunStore(store.home)                                       # the store opened again
-    assert not leftover.exists()
-
-    leftover.write_bytes(b"half a checkpoint")                # as if killed again
-    save_checkpoint({"model": {}, "spec": {}}, path)           # the run's next save
-    assert sorted(p.name for p in path.parent.iterdir()) == ["checkpoint.pt"]
-
-
-def test_a_live_save_keeps_its_tmp_file_unless_it_went_silent(store):
-    folder = store.run_dir(3)
-    folder.mkdir(parents=True)
-    live = folder / f"checkpoint.pt.tmp-{os.getpid()}"         # this process: alive
-    live.write_bytes(b"half a checkpoint")
-    RunStore(store.home)
-    assert live.exists()
-    old = time.time() - 3600
-    os.utime(live, (old, old))                                 # no write for an hour
-    RunStore(store.home)
-    assert not live.exists()
-
 # --- owners (a shared server's visitors) ---
 
 def test_an_older_database_gains_the_owner_and_error_detail_columns(tmp_path):
-    from nin_explorer import store as store_module
+    from nin_explorer import tables
     home = tmp_path / "old"
     home.mkdir()
-    old_schema = store_module._SCHEMA.replace("    checkpoint TEXT,\n    owner TEXT,\n"
+    old_schema = tables.SCHEMA.replace("    checkpoint TEXT,\n    owner TEXT,\n"
                                               "    error_detail TEXT\n", "    checkpoint TEXT\n")
     assert "owner" not in old_schema
     con = sqlite3.connect(home / "runs.sqlite")
@@ -333,3 +255,56 @@ def test_admit_sees_the_counts_under_the_write_lock_and_can_refuse_a_batch(store
     assert [store.get_run(i)["group_id"] for i in ids] == ["g", "g"]
     assert store.clear_queue("cleared") == [1, *ids]
     assert {r["status"] for r in store.list_runs()} == {"stopped"}
+
+
+# --- compatibility: a runs.sqlite written by the release before the columns were derived ---
+
+RELEASED_SCHEMA = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, name TEXT,
+    spec TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'queued' CHECK
+    (status IN ('queued', 'running', 'completed', 'stopped', 'diverged', 'failed',
+    'interrupted')), reason TEXT, error TEXT, pid INTEGER, pid_start TEXT, heartbeat REAL,
+    started REAL, ended REAL, best_test_acc REAL, final_test_acc REAL, train_loss REAL,
+    examples_per_sec REAL, wall_s REAL, device TEXT, git_commit TEXT, torch_version TEXT,
+    group_id TEXT, stop_requested INTEGER NOT NULL DEFAULT 0, checkpoint TEXT, owner TEXT,
+    error_detail TEXT);
+CREATE INDEX runs_status ON runs(status);
+CREATE INDEX runs_owner ON runs(owner, status);
+CREATE TABLE metrics (id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('step', 'epoch')), step INTEGER, epoch REAL,
+    train_loss REAL, train_acc REAL, test_loss REAL, test_acc REAL, lr REAL,
+    examples_per_sec REAL, elapsed_s REAL, peak_train_memory_bytes INTEGER,
+    peak_infer_memory_bytes INTEGER);
+CREATE INDEX metrics_run ON metrics(run_id, kind, id);
+"""
+
+
+def table_info(path) -> dict:
+    con = sqlite3.connect(path)
+    try:
+        return {t: con.execute(f"PRAGMA table_info({t})").fetchall() for t in ("runs", "metrics")}
+    finally:
+        con.close()
+
+
+def test_a_released_database_opens_and_matches_the_derived_schema(tmp_path, store):
+    home = tmp_path / "released"
+    home.mkdir()
+    con = sqlite3.connect(home / "runs.sqlite")
+    con.executescript(RELEASED_SCHEMA)
+    con.execute("INSERT INTO runs (created, name, spec, config, status, group_id, git_commit, "
+                "started, heartbeat, owner) VALUES (1, 'old', '{\"name\": \"tiny\"}', "
+                "'{\"epochs\": 1}', 'completed', 'g', 'abc', 1, 1, NULL)")
+    con.execute("INSERT INTO metrics (run_id, kind, step, test_acc) VALUES (1, 'epoch', 3, 0.5)")
+    con.commit()
+    con.close()
+    assert table_info(store.db_path) == table_info(home / "runs.sqlite")  # same columns, types
+    released = RunStore(home)
+    run = released.get_run(1)
+    assert (run["name"], run["spec"], run["config"], run["group_id"]) == \
+        ("old", SPEC, CONFIG, "g")
+    assert run["stop_requested"] is False and run["status"] == "completed"
+    assert released.metrics(1, "epoch")[0]["test_acc"] == 0.5
+    new = released.create_run(SPEC, CONFIG, name="new", status="running", commit="def")
+    assert released.get_run(new)["git_commit"] == "def" and released.get_run(new)["heartbeat"]

@@ -8,7 +8,7 @@ import torch
 from nin_explorer.data import Dataset, load_dataset
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import BlockSpec, NetSpec
-from nin_explorer.store import load_checkpoint, save_checkpoint
+from nin_explorer.checkpoint import load_checkpoint, save_checkpoint
 from nin_explorer.train import (RECIPES, ConfigError, DivergenceDetector, TrainConfig,
                                 apply_recipe, lr_factor, train)
 

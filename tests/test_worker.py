@@ -1,40 +1,21 @@
-"""JobManager + worker processes, for real: queueing, completion, Stop, a killed worker."""
-import os
+"""Worker processes, for real (started by a JobManager): completion, Stop honoured, a failed
+run's error; the metric buffer; the rank start-up that the worker and the CLI share."""
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
 
 from conftest import ROOT, wait_for
-from nin_explorer.jobs import JobManager, default_at_once
+from nin_explorer.checkpoint import load_checkpoint
 from nin_explorer.presets import get_preset
-from nin_explorer.spec import NetSpec, SpecError
-from nin_explorer.store import RunStore, load_checkpoint
-from nin_explorer.train import TrainConfig
+from nin_explorer.spec import NetSpec
+from nin_explorer.store import RunStore
+from nin_explorer.worker import run_on_ranks
+from test_jobs import config, finished, manager  # noqa: F401  (manager: a fixture)
 
 TINY = get_preset("tiny")
-
-
-@pytest.fixture
-def manager(tmp_path, shapes_root, monkeypatch):
-    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))  # the workers inherit it
-    jm = JobManager(tmp_path / "home", poll_s=0.1)
-    yield jm
-    jm.close(stop_runs=True)
-
-
-def config(**changes) -> TrainConfig:
-    return TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "batch_size": 64,
-                                  "max_train_examples": 256, "max_test_examples": 256,
-                                  "eval_every": 2, **changes})
-
-
-def finished(jm, run_id):
-    run = jm.store.get_run(run_id)
-    return run if run["status"] not in ("queued", "running") else None
 
 
 def test_runs_queue_then_complete_with_metrics(manager):
@@ -62,41 +43,6 @@ def test_runs_queue_then_complete_with_metrics(manager):
     wait_for(lambda: manager.running() == [], 10, "the monitor to reap the workers")
 
 
-def test_runs_at_once_at_start_up_come_from_the_environment_or_the_machine(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    for value, expected in (("3", 3), ("0", 1), ("999", 16), ("16", 16)):
-        monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", value)
-        assert default_at_once() == expected, value
-    cpu_default = 2 if os.cpu_count() >= 2 else 1
-    for garbage in ("", " 4 ", "x", "-2", "1.5", "²", "1" * 5000, "2; rm -rf /"):
-        monkeypatch.setenv("NIN_EXPLORER_MAX_CONCURRENT", garbage)
-        assert default_at_once() == cpu_default, garbage
-    monkeypatch.delenv("NIN_EXPLORER_MAX_CONCURRENT")
-    assert default_at_once() == cpu_default
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert default_at_once() == 1                   # with CUDA: torchrun over the GPUs
-
-
-def test_raising_runs_at_once_starts_queued_runs_with_a_share_of_the_cores(manager,
-                                                                              monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    first = manager.submit(TINY, config(epochs=100), name="long")
-    second = manager.submit(TINY, config(), name="short")
-    assert manager.store.get_run(second)["status"] == "queued"
-    assert "OMP_NUM_THREADS" not in manager.worker_env()      # one at a time: every core
-    manager.set_max_concurrent(2)
-    assert manager.store.get_run(second)["status"] == "running"   # started at once
-    assert manager.worker_env()["OMP_NUM_THREADS"] == str(max(1, os.cpu_count() // 2))
-    assert "OMP_NUM_THREADS" not in manager.worker_env(sharing=1)  # a run alone: every core
-    run = wait_for(lambda: finished(manager, second), 90, "the second run")
-    assert run["status"] == "completed", run
-    assert manager.store.get_run(first)["status"] == "running"    # both trained side by side
-    for bad in (0, 17, 1.5, True):
-        with pytest.raises(ValueError, match="from 1 to 16"):
-            manager.set_max_concurrent(bad)
-    manager.stop(first)
-
-
 def test_stop_is_honoured_within_two_seconds(manager):
     run_id = manager.submit(TINY, config(epochs=100, max_train_examples=None))
     wait_for(lambda: manager.store.metrics(run_id, "step"), 60, "training to start")
@@ -108,49 +54,12 @@ def test_stop_is_honoured_within_two_seconds(manager):
     assert manager.store.metrics(run_id, "step")                 # what it learned so far stays
 
 
-def test_killed_worker_is_interrupted_and_keeps_metrics(manager):
-    run_id = manager.submit(TINY, config(epochs=100, max_train_examples=None))
-    wait_for(lambda: manager.store.metrics(run_id, "step"), 60, "training to start")
-    os.kill(manager.store.get_run(run_id)["pid"], signal.SIGKILL)
-    run = wait_for(lambda: finished(manager, run_id), 10, "the dead worker to be noticed")
-    assert run["status"] == "interrupted" and "SIGKILL" in run["reason"]
-    assert manager.store.metrics(run_id, "step")
-
-
 def test_failing_run_records_its_error_and_the_queue_moves_on(manager):
     bad = manager.submit(TINY, config(dataset="folder:no-such-folder"))
     good = manager.submit(TINY, config(max_train_examples=64))
     run = wait_for(lambda: finished(manager, bad), 60, "the bad run to fail")
     assert run["status"] == "failed" and "no-such-folder" in run["error"]
     assert wait_for(lambda: finished(manager, good), 90, "the next run")["status"] == "completed"
-
-
-def test_stopping_a_queued_run_and_reconciling_on_start(tmp_path):
-    store = RunStore(tmp_path / "home")
-    orphan = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    store.set_process(orphan, dead.pid, "1")
-    blocker = store.create_run(TINY.to_dict(), config().to_dict(), status="running")
-    store.set_process(blocker, os.getpid(), None)              # a live CLI run holds the slot
-    jm = JobManager(tmp_path / "home")
-    try:
-        assert store.get_run(orphan)["status"] == "interrupted"  # reconciled on construction
-        queued = jm.submit(TINY, config())
-        assert store.get_run(queued)["status"] == "queued"
-        assert jm.stop(queued) == "stopped" and jm.running() == []
-    finally:
-        jm.close()
-
-
-def test_submit_refuses_a_network_that_does_not_fit(tmp_path):
-    jm = JobManager(tmp_path / "home")
-    try:
-        with pytest.raises(SpecError, match="Use an input of at least"):
-            jm.submit(TINY, config(input_size=3))
-        assert jm.store.list_runs() == []
-    finally:
-        jm.close()
 
 
 def test_worker_command_line_errors(tmp_path):
@@ -202,3 +111,21 @@ def test_unexpected_error_shows_visitors_one_line_and_keeps_the_detail(tmp_path,
     assert "/home/teacher" not in run["error"] and "\n" not in run["error"]
     assert "RuntimeError" in run["error"]
     assert "/home/teacher/secret/cache.bin" in run["error_detail"]
+
+
+# --- the start-up the worker and the CLI's `train` share ---
+
+def test_one_start_up_runs_rank_zero_and_restores_the_signal_handlers(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)          # a lone process, no torchrun
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    seen = []
+
+    def on_sigterm(signum, frame):
+        pass
+
+    def main_rank(gate, stop):
+        seen.append((gate.group, stop.is_set(), signal.getsignal(signal.SIGTERM)))
+        return 7
+    assert run_on_ranks(main_rank, on_sigterm=on_sigterm) == 7
+    assert seen == [(None, False, on_sigterm)]
+    assert {sig: signal.getsignal(sig) for sig in before} == before
