@@ -11,7 +11,8 @@ from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointEr
                                analyse_test_set, cached_analysis, channel_order, class_maps,
                                identity_gap, image_from_upload, load_checkpoint, load_upload,
                                most_confident_mistakes, upload_dataset)
-from pages.common import get_store, leave_pages_directory_mode, test_set
+from nin_explorer.runs import checkpoint_label, runs_with_checkpoint
+from pages.common import get_store, page_title, test_set
 
 
 @st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
@@ -25,8 +26,7 @@ def checkpoint_or_reason(key: str, _load):
         return str(e)
 
 
-leave_pages_directory_mode()
-st.title("GAP feature maps")
+page_title("GAP feature maps")
 st.markdown(H.GAP_INTRO)
 
 store = get_store()
@@ -35,15 +35,12 @@ source = st.radio("Network", ["A run from the store", "Upload a checkpoint"], ho
                   key="maps_source")
 ckpt = run = None
 if source == "A run from the store":
-    runs = [r for r in store.list_runs(("completed", "stopped", "diverged", "interrupted"))
-            if store.checkpoint_path(r["id"]).exists()]
+    runs = runs_with_checkpoint(store)
     if not runs:
         st.info("No run has a checkpoint yet. Train one on the Train page (the `tiny` preset on "
                 "`shapes` takes about a minute), or upload a checkpoint.")
         st.stop()
-    labels = {r["id"]: f"#{r['id']} {r.get('name') or r['spec']['name']} · {r['config']['dataset']}"
-              f" · {r['status']}" + (f" · best {r['best_test_acc']:.1%}" if r.get("best_test_acc") else "")
-              for r in runs}
+    labels = {r["id"]: checkpoint_label(r) for r in runs}
     wanted = st.query_params.get("run")
     ids = list(labels)
     index = next((k for k, i in enumerate(ids) if str(i) == wanted), 0)  # no int() of a URL

@@ -2,19 +2,21 @@
 import streamlit as st
 
 from nin_explorer import charts, help_text as H
+from nin_explorer.controls import TRAIN_LIMITS as LIMITS
 from nin_explorer.data import DATASETS, DataError, dataset_info
-from nin_explorer.plan import (FitError, adapt_spec, check_fits, estimate, human_duration,
-                               smallest_input_size)
+from nin_explorer.plan import adapt_spec, human_duration, smallest_input_size
 from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error
+from nin_explorer.runs import (forecast, offline_copy, progress_line, run_metrics, run_title,
+                               runs_table)
 from nin_explorer.spec import SpecError
 from nin_explorer.presets import PRESETS
-from nin_explorer.train import (RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults,
-                                resolve_device)
-from pages.common import (current_spec, get_jobs, leave_pages_directory_mode, measured_rate,
-                          preset_choice, run_title, runs_table, visitor)
+from nin_explorer.store import ACTIVE
+from nin_explorer.train import RECIPES, ConfigError, TrainConfig, recipe_defaults
+from pages.common import current_spec, get_jobs, page_title, visitor
+from pages.widgets import preset_choice, training_widgets
 
-leave_pages_directory_mode()
+page_title("Train")
 ss = st.session_state
 jobs = get_jobs()
 store = jobs.store
@@ -47,9 +49,8 @@ def on_recipe():
             ss[T + f"size.{network}"] = v
 
 
-st.title("Train")
 # --- 1. what to train ---
-with st.expander("New run", expanded=not store.list_runs(("running", "queued"))):
+with st.expander("New run", expanded=not store.list_runs(ACTIVE)):
     c1, c2, c3 = st.columns(3)
     with c1:
         spec = preset_choice("Variant", T + "variant", include_current=True, default="tiny",
@@ -65,19 +66,7 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
     if T + "epochs" not in ss:
         on_recipe()
         ss[T + "epochs"] = 3
-    with c2:
-        st.number_input("Epochs", 1, 200, key=T + "epochs")
-        st.select_slider("Batch size", [16, 32, 64, 128, 256, 512, 1024], key=T + "batch_size")
-        st.number_input("Learning rate (peak)", 1e-5, 10.0, format="%.4f", key=T + "lr")
-        st.selectbox("Optimiser", ["sgd", "sgd-momentum", "adamw", "adam"], key=T + "optimizer")
-    with c3:
-        st.selectbox("Schedule", ["constant", "cosine", "onecycle"], key=T + "schedule")
-        st.selectbox("Precision", ["fp32", "bf16"], key=T + "precision", help=H.TRAIN_PRECISION)
-        device = st.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=T + "device")
-        ss.setdefault(T + "subset", 0)
-        st.number_input("Training examples (0 = all)", 0, 10_000_000, step=1000, key=T + "subset",
-                        help="Train on the first N examples only: a quick demo.")
-        st.number_input("Seed", 0, 2**31 - 1, key=T + "seed")
+    device = training_widgets(c2, c3, T)
 
     try:
         info = dataset_info(dataset)
@@ -86,7 +75,7 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
                     f"the variant is adapted to them.")
             spec = adapt_spec(spec, info.channels, info.n_classes)
         ss.setdefault(T + f"size.{spec.name}", spec.input_size)
-        size = st.number_input("Input size", 8, 512, key=T + f"size.{spec.name}",
+        size = st.number_input("Input size", *LIMITS["input_size"], key=T + f"size.{spec.name}",
                                help=H.TRAIN_INPUT_SIZE)
         cfg = TrainConfig.from_dict({
             **recipe_defaults(ss[T + "recipe"], spec.name),
@@ -94,18 +83,11 @@ with st.expander("New run", expanded=not store.list_runs(("running", "queued")))
             **{k: ss[T + k] for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
                                       "precision", "device", "seed")},
             "max_train_examples": int(ss[T + "subset"]) or None})
-        real_spec, real_cfg = apply_recipe(spec, cfg)
-        dev = resolve_device(device).type
-        n_train = min(cfg.max_train_examples or info.n_train, info.n_train)
-        est = estimate(real_spec, cfg.batch_size, n_train, info.n_test, dev,
-                       measured_rate(store, real_spec, dev), cfg.optimizer, cfg.precision)
-        try:
-            fit, fit_error = check_fits(spec, cfg, device=dev), None
-        except FitError as e:
-            fit, fit_error = e.fit, str(e)
+        fc = forecast(store, spec, cfg, device)
     except (SpecError, ConfigError, DataError) as e:
         st.error(str(e))
         st.stop()
+    est, fit, fit_error, dev, real_spec = fc.estimate, fc.fit, fc.fit_error, fc.device, fc.spec
     m = st.columns(4)
     m[0].metric("Estimated time per epoch", human_duration(est["epoch_s"]), help=est["basis"])
     m[1].metric("Whole run", human_duration(est["epoch_s"] * cfg.epochs))
@@ -137,7 +119,7 @@ run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
                       help="Its status and progress are in the line below.")
 st.query_params["run"] = str(run_id)
 shown = store.get_run(run_id)
-active = shown["status"] in ("queued", "running")
+active = shown["status"] in ACTIVE
 if active and may_stop(who.id, shown.get("owner")):
     if st.button("Stop", key=T + "stop"):
         jobs.stop(run_id, by=who.id)
@@ -146,37 +128,14 @@ elif active:
     st.caption("Only the visitor who launched this run, or the teacher, can stop it.")
 
 
-def relaunch_offline(run: dict):
-    from nin_explorer.spec import NetSpec
-    spec = NetSpec.from_dict(run["spec"])
-    info = dataset_info("shapes")
-    spec = adapt_spec(spec, info.channels, info.n_classes)
-    cfg = TrainConfig.from_dict({**run["config"], "dataset": "shapes"})
-    launch(spec, cfg, f"{spec.name} on shapes")
-
-
 @st.fragment(run_every=1.0 if active else None)
 def live(run_id: int, was_active: bool):
     run = store.get_run(run_id)
     steps, epochs = store.metrics(run_id, "step"), store.metrics(run_id, "epoch")
-    cfg = run["config"]
     last = steps[-1] if steps else None
-    done = (last["epoch"] / cfg["epochs"]) if last else 0.0
-    eta = (last["elapsed_s"] / done - last["elapsed_s"]) if last and done > 0 else None
-    text = f"#{run_id} {run['status']}"
-    if last:
-        text += (f" · epoch {last['epoch']:.2f} of {cfg['epochs']} · "
-                 f"{last.get('examples_per_sec') or 0:,.0f} examples/sec")
-        if run["status"] == "running" and eta is not None:
-            text += f" · about {human_duration(eta)} left"
-    if run["status"] == "running" and not last and run.get("reason"):
-        text += f" · {run['reason']}"  # data being downloaded or generated
-    st.progress(min(1.0, done if run["status"] != "completed" else 1.0), text=text)
-    cols = st.columns(4)
-    cols[0].metric("Best test accuracy", f"{run['best_test_acc']:.2%}" if run.get("best_test_acc") is not None else "–")
-    cols[1].metric("Train loss", f"{last['train_loss']:.3f}" if last else "–")
-    cols[2].metric("examples/sec", f"{run['examples_per_sec'] or (last or {}).get('examples_per_sec') or 0:,.0f}")
-    cols[3].metric("Wall time", human_duration(run["wall_s"] or (last or {}).get("elapsed_s") or 0))
+    st.progress(*progress_line(run, last))
+    for col, (label, value) in zip(st.columns(4), run_metrics(run, last).items()):
+        col.metric(label, value)
     st.plotly_chart(charts.curves_figure(steps, epochs), key=f"curves", width="stretch")
     if run["status"] == "diverged":
         st.warning(H.diverged_text(run.get("reason")))
@@ -187,10 +146,10 @@ def live(run_id: int, was_active: bool):
                 st.code(run.get("error_detail") or jobs.log_tail(run_id) or "(the log is empty)")
         if "'shapes'" in (run.get("error") or ""):
             st.button("Run the same on the offline `shapes` data set", key="t.offline",
-                      on_click=relaunch_offline, args=(run,))
+                      on_click=launch, args=offline_copy(run))
     elif run["status"] in ("stopped", "interrupted") and run.get("reason"):
         st.info(run["reason"])
-    if was_active and run["status"] not in ("queued", "running"):
+    if was_active and run["status"] not in ACTIVE:
         st.rerun()  # re-register the fragment without its timer
 
 
