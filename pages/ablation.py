@@ -15,7 +15,7 @@ from nin_explorer.spec import SpecError
 from nin_explorer.store import ACTIVE
 from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
 from pages.common import get_jobs, page_title, visitor
-from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, preset_choice
+from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
 
 page_title("Ablations")
 ss = st.session_state
@@ -23,17 +23,13 @@ jobs = get_jobs()
 store = jobs.store
 who = visitor()
 A = "a."
-# one colour per setting in the curves (its seeds share it): plotly's own ten
-PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6",
-           "#9D755D", "#BAB0AC", "#EECA3B"]
 
 
 def queue(runs, title: str) -> None:
     """Queue the whole ablation for this visitor, or none of it (the refusal is said)."""
     group = f"{title} · {time.strftime('%H:%M:%S')}"
     try:
-        jobs.submit_many([(r.spec, r.config, r.name) for r in runs],
-                         owner=who.id, group=group)
+        jobs.submit_many([(r.spec, r.config, r.name) for r in runs], owner=who.id, group=group)
     except (RoleError, SpecError) as e:
         ss[A + "refused"] = str(e)
         return

@@ -7,23 +7,13 @@ import torch
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DataError
 from nin_explorer.images import IMAGE_EXTENSIONS
-from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointError, ImageError,
+from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageError,
                                analyse_test_set, cached_analysis, channel_order, class_maps,
                                identity_gap, image_from_upload, load_checkpoint, load_upload,
                                most_confident_mistakes, upload_dataset)
 from nin_explorer.runs import checkpoint_label, runs_with_checkpoint
 from pages.common import get_store, page_title, test_set
-
-
-@st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
-def checkpoint_or_reason(key: str, _load):
-    """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an
-    upload's sha256 or a run's checkpoint path and time, whichever visitor asks and however
-    often the page reruns."""
-    try:
-        return _load()
-    except CheckpointError as e:
-        return str(e)
+from pages.widgets import checkpoint_or_reason
 
 
 page_title("GAP feature maps")

@@ -35,15 +35,13 @@ def launch(spec, cfg, name: str) -> None:
     ss[T + "open"] = run_id      # the picker keeps its own choice unless told
 
 
-WIDGETS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision")
-
-
 def on_recipe():
     """Fill the settings with the recipe's values for the chosen network."""
+    widgets = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision")
     name = ss.get(T + "variant", "tiny")
     network = current_spec().name if name not in PRESETS else name
     for k, v in recipe_defaults(ss[T + "recipe"], network).items():
-        if k in WIDGETS:
+        if k in widgets:
             ss[T + k] = v
         elif k == "input_size":
             ss[T + f"size.{network}"] = v

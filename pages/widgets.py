@@ -12,6 +12,10 @@ NUMBER_COLUMNS = {
      for name in ("train_memory_bytes", "infer_memory_bytes")}
 
 
+# One colour per setting in the Ablations page's curves (its seeds share it): plotly's own ten.
+PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6",
+           "#9D755D", "#BAB0AC", "#EECA3B"]
+
 # The Ablations page's results table (ablation.aggregate's rows): order and column formats.
 ABLATION_ORDER = ["setting", "status", "runs", "best_test_acc", "best_test_acc_sd", "final_test_acc",
                   "final_test_acc_sd", "wall_s", "examples_per_sec", "params", "flops",
@@ -119,3 +123,15 @@ def training_widgets(left, right, p: str) -> str:
                        key=p + "subset", help="Train on the first N examples only: a quick demo.")
     right.number_input("Seed", *LIMITS["seed"], key=p + "seed")
     return device
+
+
+@st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
+def checkpoint_or_reason(key: str, _load):
+    """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an
+    upload's sha256 or a run's checkpoint path and time, whichever visitor asks and however
+    often the page reruns."""
+    from nin_explorer.maps import CheckpointError
+    try:
+        return _load()
+    except CheckpointError as e:
+        return str(e)
