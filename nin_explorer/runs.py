@@ -84,6 +84,23 @@ def runs_table(runs: list[dict]) -> list[dict]:
 
 # --- questions asked of the store ---
 
+def index_of(ids: list[int], wanted: str | None, default: int = 0) -> int:
+    """Where the run id an address asks for (?run=7) is in `ids`, else `default`. Compared as
+    text, never int(): '²'.isdigit() is True and int('²') raises."""
+    return next((k for k, i in enumerate(ids) if str(i) == wanted), default)
+
+
+def checkpoint_version(store, run_id: int):
+    """(path, key) of a run's checkpoint: the key names this version of the file (its path
+    and time written), so a cache of loaded checkpoints sees a rewrite."""
+    path = store.checkpoint_path(run_id)
+    try:
+        written_ns = path.stat().st_mtime_ns
+    except OSError:  # deleted since the list was made: the load says so
+        written_ns = 0
+    return path, f"run {path} {written_ns}"
+
+
 def runs_with_checkpoint(store) -> list[dict]:
     """Finished runs (of any ending) whose checkpoint file is there: what GAP maps can open."""
     return [r for r in store.list_runs(("completed", "stopped", "diverged", "interrupted"))

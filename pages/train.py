@@ -7,8 +7,8 @@ from nin_explorer.data import DATASETS, DataError, dataset_info
 from nin_explorer.plan import adapt_spec, human_duration, smallest_input_size
 from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error
-from nin_explorer.runs import (forecast, offline_copy, progress_line, run_metrics, run_title,
-                               runs_table)
+from nin_explorer.runs import (forecast, index_of, offline_copy, progress_line, run_metrics,
+                               run_title, runs_table)
 from nin_explorer.spec import SpecError
 from nin_explorer.presets import PRESETS
 from nin_explorer.store import ACTIVE
@@ -110,9 +110,7 @@ if not runs:
     st.info("No runs yet. Launch one above: the `tiny` preset on `shapes` reaches 90% in about a minute.")
     st.stop()
 ids = [r["id"] for r in runs]
-wanted = st.query_params.get("run", "")
-current = next((i for i in ids if str(i) == wanted), ids[0])  # no int(): '²'.isdigit() is True
-run_id = st.selectbox("Run", ids, index=ids.index(current), key=T + "open",
+run_id = st.selectbox("Run", ids, index=index_of(ids, st.query_params.get("run")), key=T + "open",
                       format_func=lambda i: run_title(next(r for r in runs if r["id"] == i)),
                       help="Its status and progress are in the line below.")
 st.query_params["run"] = str(run_id)
