@@ -168,6 +168,19 @@ def progress_line(run: dict, last_step: dict | None) -> tuple[float, str]:
     return min(1.0, done if status != "completed" else 1.0), text
 
 
+def offers_offline_copy(run: dict, data_root=None) -> bool:
+    """Whether the Train page offers a failed run again on the offline `shapes` set: when its
+    data set still needs a download that never reached this machine. Decided from the run's
+    status and the data folder (data.is_local), not from the words of its error."""
+    from .data import DataError, is_local
+    if run["status"] != "failed":
+        return False
+    try:
+        return not is_local(run["config"].get("dataset") or "", data_root)
+    except DataError:   # a data set this version does not know: nothing to offer
+        return False
+
+
 def offline_copy(run: dict):
     """(spec, config, name) of the same run on the offline `shapes` data set, its network
     adapted to that set's channels and classes: the way on when a download failed."""

@@ -7,8 +7,8 @@ from nin_explorer.data import DATASETS, DataError, dataset_info
 from nin_explorer.plan import adapt_spec, human_duration, smallest_input_size
 from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error
-from nin_explorer.runs import (forecast, index_of, offline_copy, progress_line, run_metrics,
-                               run_title, runs_table)
+from nin_explorer.runs import (forecast, index_of, offers_offline_copy, offline_copy,
+                               progress_line, run_metrics, run_title, runs_table)
 from nin_explorer.spec import SpecError
 from nin_explorer.presets import PRESETS
 from nin_explorer.store import ACTIVE
@@ -140,7 +140,7 @@ def live(run_id: int, was_active: bool):
         if who.is_teacher:   # tracebacks and paths: the teacher's, never every visitor's
             with st.expander("Details (only the teacher sees them)"):
                 st.code(run.get("error_detail") or jobs.log_tail(run_id) or "(the log is empty)")
-        if "'shapes'" in (run.get("error") or ""):
+        if offers_offline_copy(run):
             st.button("Run the same on the offline `shapes` data set", key="t.offline",
                       on_click=launch, args=offline_copy(run))
     elif run["status"] in ("stopped", "interrupted") and run.get("reason"):
