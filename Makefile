@@ -49,6 +49,8 @@ bench-gpu:
 CORE_TESTS = tests/test_train.py tests/test_summary.py tests/test_spec.py tests/test_data.py \
 	tests/test_distributed.py tests/test_maps.py tests/test_ablation.py tests/test_store.py \
 	tests/test_worker.py tests/test_cli_train.py tests/test_cli.py tests/test_bench.py
+CORE_TESTS += tests/test_catalogue.py tests/test_shapes.py tests/test_folders.py tests/test_downloads.py \
+	tests/test_places.py
 test-core:
 	PYTHONPATH=. python3 -m pytest -o addopts=-ra $(CORE_TESTS)
 

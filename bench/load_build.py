@@ -6,7 +6,8 @@
 2. Baseline: one session moves the slider 10 times with nothing training.
 3. Trains `tiny` on `shapes` alone for --train-s seconds: examples/s without load.
 4. Opens --sessions Build pages in one headless Chromium (each page is its own Streamlit
-   session), starts the same run again and, until it ends, every session presses ArrowRight on
+   session; the server has a teacher token, the first page opens the teacher link and the
+   others are visitors, as in a classroom), starts the same run again and, until it ends, every session presses ArrowRight on
    the slider and waits for the caption above the table to show the new size (it is written in
    the same script run as the table), --max-moves times at most. Each rerun is timed on the
    wire (`rerun_script` sent -> `script_finished` received: server time, no rendering) and in
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import os
 import platform
+import secrets
 import statistics
 import sys
 import tempfile
@@ -41,6 +43,10 @@ from nin_explorer.data import default_root, load_dataset  # noqa: E402
 from nin_explorer.jobs import JobManager  # noqa: E402
 from nin_explorer.presets import TINY  # noqa: E402
 from nin_explorer.train import TrainConfig  # noqa: E402
+
+# A classroom server: a teacher token is set, so every page but the first is a visitor's.
+TEACHER_TOKEN = secrets.token_urlsafe(16)
+os.environ["NIN_EXPLORER_TEACHER_TOKEN"] = TEACHER_TOKEN
 
 CAPTION_HAS = """size => Array.from(document.querySelectorAll("[data-testid='stCaptionContainer']"))
     .some(e => e.textContent.includes(`input 1 x ${size} x ${size}`))"""
@@ -147,10 +153,10 @@ async def drive(url: str, home: Path, sessions: int, moves: int, train_s: float 
                                           headless=True)
         context = await browser.new_context(viewport={"width": 1280, "height": 900})
         pages, server_times, measuring = [], [], {"on": False}
-        for _ in range(sessions):               # one at a time: 20 first renders at once
+        for i in range(sessions):               # one at a time: 20 first renders at once
             page = await context.new_page()     # would only measure the start-up
             watch_the_wire(page, server_times, measuring)
-            await page.goto(url)
+            await page.goto(f"{url}/?teacher={TEACHER_TOKEN}" if i == 0 else url)
             await page.wait_for_function(CAPTION_HAS, arg=224, timeout=timeout_s * 1000)
             pages.append(page)
 
@@ -220,7 +226,8 @@ def main() -> int:
     cpu = platform.processor() or platform.machine()
     print(f"\nBuild page under load: sessions in one headless Chromium move the input-size "
           f"slider one pixel at a time ({cpu}, {os.cpu_count()} cores, {wall:.0f} s in all; "
-          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after). "
+          f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; the first "
+          "session is the teacher, the others visitors). "
           "Times in ms: median / 95th percentile / max.\n")
     print("| sessions | a `tiny` run training | reruns | server time per rerun "
           "(rerun sent -> script finished) | key press -> new size drawn | failed renders "

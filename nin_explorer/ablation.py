@@ -265,8 +265,7 @@ class Exercise:
     factors: dict
     seeds: int
     config: dict          # TrainConfig overrides
-    base: str = "tiny"    # preset, possibly changed by `base_change`
-    base_change: str = ""
+    base_change: str = ""   # "no-bn" or "nin-last-block": how exercise_plan alters the base
 
 
 EXERCISES: dict[str, Exercise] = {e.key: e for e in (
@@ -309,8 +308,8 @@ def exercise_plan(key: str, device: str) -> tuple[NetSpec, TrainConfig, dict, in
     if ex.base_change == "no-bn":
         spec = _all_blocks(spec, batch_norm=False)
     elif not gpu:
-        # Without BatchNorm, plain SGD leaves tiny at chance on `shapes` for minutes
-        # (SHAPES-NOTES), which would hide every difference: CPU runs use the modern recipe.
+        # Without BatchNorm, plain SGD leaves tiny at chance on `shapes` for minutes, which
+        # would hide every difference: CPU runs use the modern recipe.
         overrides["recipe"] = "modern"
     if ex.base_change == "nin-last-block" and not gpu:
         # tiny's last block is already a single 1x1 conv; give it a NiN block to compare with

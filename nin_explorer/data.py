@@ -1,30 +1,24 @@
-"""Which images does a run train on? Built-in `shapes`, torchvision sets, or a user's folder.
+"""Give me a data set by name: the front door to the catalogue, `shapes`, downloads and folders.
 
 Every data set comes back as uint8 tensors (N, C, H, W) with int64 labels, so the training
-loop never sees PIL images or torchvision objects.
+loop never sees PIL images or torchvision objects. `dataset_info` and the catalogue need no
+torch: the loaders (and torch) are imported only when images are asked for.
 """
-
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+from .catalogue import CATALOGUE, DATASETS, FOLDER_PREFIX, DatasetInfo
+from .places import cache_folder
 
-from .files import atomic_save
-from .images import GRAY_MODES, IMAGE_EXTENSIONS, ImageError, image_to_tensor, open_image
+if TYPE_CHECKING:
+    import torch
 
 Progress = Callable[[float, str], None]
-
-DEFAULT_DATASET = "fashion-mnist"
-OFFLINE_DATASET = "shapes"
-DOWNLOAD_TIMEOUT_S = 10.0
-FOLDER_PREFIX = "folder:"
 
 
 class DataError(Exception):
@@ -41,73 +35,22 @@ class Dataset:
     classes: list[str]
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a data set is, known without loading or generating it."""
-
-    name: str
-    title: str
-    channels: int
-    image_size: int
-    classes: tuple[str, ...]
-    n_train: int
-    n_test: int
-    description: str
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-
-# --- the built-in catalogue ---
-
-SHAPE_CLASSES = ("circle", "square", "triangle", "cross", "star", "diamond", "heart", "crescent", "arrow", "hourglass")
-_FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                    "Ankle boot")
-_KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
-_CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-_INFOS = [
-    DatasetInfo("fashion-mnist", "Fashion-MNIST", 1, 28, _FASHION_CLASSES, 60_000, 10_000,
-                "Fashion-MNIST: 10 kinds of clothing, 1x28x28 grayscale, 60,000 + 10,000 (download 30 MB)"),
-    DatasetInfo("mnist", "MNIST", 1, 28, tuple(str(digit) for digit in range(10)), 60_000, 10_000,
-                "MNIST: handwritten digits, 10 classes, 1x28x28 grayscale, 60,000 + 10,000 (download 12 MB)"),
-    DatasetInfo("kmnist", "Kuzushiji-MNIST", 1, 28, _KMNIST_CLASSES, 60_000, 10_000,
-                "Kuzushiji-MNIST: 10 cursive Japanese characters, 1x28x28 grayscale, 60,000 + 10,000 "
-                "(download 20 MB)"),
-    DatasetInfo("cifar10", "CIFAR-10", 3, 32, _CIFAR_CLASSES, 50_000, 10_000,
-                "CIFAR-10: 10 classes of small photos, 3x32x32 colour, 50,000 + 10,000 (download 170 MB)"),
-    DatasetInfo("shapes", "Shapes", 1, 28, SHAPE_CLASSES, 60_000, 10_000,
-                "Shapes (offline): 10 drawn shapes with clutter and noise, 1x28x28 grayscale, 60,000 + 10,000, "
-                "generated in seconds"),
-    DatasetInfo("shapes-hard", "Shapes (hard)", 1, 28, SHAPE_CLASSES, 60_000, 10_000,
-                "Shapes, hard (offline): smaller shapes, more clutter and noise, 1x28x28 grayscale, "
-                "60,000 + 10,000"),
-]
-_BUILTIN = {info.name: info for info in _INFOS}
-# name -> (torchvision.datasets class, download size)
-_TORCHVISION = {"fashion-mnist": ("FashionMNIST", "30 MB"), "mnist": ("MNIST", "12 MB"),
-                "kmnist": ("KMNIST", "20 MB"), "cifar10": ("CIFAR10", "170 MB")}
-
-# name -> short description, for pickers
-DATASETS = {info.name: info.description for info in _INFOS}
-
-
 def default_root() -> Path:
-    """The data directory: $NIN_EXPLORER_DATA, else the user's cache folder."""
+    """The data directory: $NIN_EXPLORER_DATA, else data/ in the cache folder."""
     if os.environ.get("NIN_EXPLORER_DATA"):
         return Path(os.environ["NIN_EXPLORER_DATA"]).expanduser()
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "nin-explorer" / "data"
+    return cache_folder() / "data"
 
 
 def _root_path(root: str | os.PathLike | None) -> Path:
     return Path(root).expanduser() if root is not None else default_root()
 
 
-def _unknown(name: str) -> DataError:
+def _record(name: str) -> DatasetInfo:
+    if name in CATALOGUE:
+        return CATALOGUE[name]
     valid = ", ".join(DATASETS)
-    return DataError(f"Unknown data set {name!r}; choose one of {valid}, or folder:<folder under the data directory>.")
+    raise DataError(f"Unknown data set {name!r}; choose one of {valid}, or folder:<folder under the data directory>.")
 
 
 def dataset_info(name: str, root: str | os.PathLike | None = None) -> DatasetInfo:
@@ -115,11 +58,10 @@ def dataset_info(name: str, root: str | os.PathLike | None = None) -> DatasetInf
 
     For `folder:` data sets this lists the folder and reads image headers only.
     """
-    if name in _BUILTIN:
-        return _BUILTIN[name]
     if name.startswith(FOLDER_PREFIX):
-        return _scan_folder(name, _root_path(root), channels=None, image_size=None).info
-    raise _unknown(name)
+        from .folders import scan_folder
+        return scan_folder(name, _root_path(root), channels=None, image_size=None).info
+    return _record(name)
 
 
 def load_dataset(
@@ -139,431 +81,22 @@ def load_dataset(
     """
     report = progress or (lambda fraction, message: None)
     root = _root_path(root)
-    if (channels is not None or image_size is not None) and not name.startswith(FOLDER_PREFIX):
-        raise DataError(f"channels and image_size apply to folder: data sets only, not {name!r}.")
-    if name in _TORCHVISION:
-        return _load_torchvision(name, root, train, report)
-    if name in ("shapes", "shapes-hard"):
-        return _load_shapes(name, root, train, report)
     if name.startswith(FOLDER_PREFIX):
-        return _load_folder(name, root, train, report, channels, image_size)
-    raise _unknown(name)
+        from .folders import load_folder
+        return load_folder(name, root, train, report, channels, image_size)
+    if channels is not None or image_size is not None:
+        raise DataError(f"channels and image_size apply to folder: data sets only, not {name!r}.")
+    info = _record(name)
+    if info.source == "shapes":
+        from .shapes import load_shapes
+        return load_shapes(info, root, train, report)
+    from .downloads import load_torchvision
+    return load_torchvision(info, root, train, report)
 
 
 def is_local(name: str, root: str | os.PathLike | None = None) -> bool:
     """True when `name` can be loaded without the network (already downloaded, or offline by design)."""
-    root = _root_path(root)
-    if name in _TORCHVISION:
-        if name == "cifar10":
-            return (root / "cifar-10-batches-py" / "test_batch").is_file()
-        raw = root / _TORCHVISION[name][0] / "raw"
-        return all((raw / f).is_file() for f in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"))
-    if name in _BUILTIN or name.startswith(FOLDER_PREFIX):
+    if name.startswith(FOLDER_PREFIX):
         return True
-    raise _unknown(name)
-
-
-# --- torchvision data sets ---
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    # torchvision's urlopen calls pass no timeout; without one an unreachable mirror can hang for minutes
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _load_torchvision(name: str, root: Path, train: bool, report: Progress) -> Dataset:
-    import torchvision.datasets  # imported here: it costs a second and `shapes` does not need it
-
-    class_name, size = _TORCHVISION[name]
-    info = _BUILTIN[name]
-    dataset_class = getattr(torchvision.datasets, class_name)
-    try:
-        found = dataset_class(str(root), train=train, download=False)
-    except RuntimeError:  # not downloaded yet
-        report(0.0, f"Downloading {info.title} ({size}) into {root} ...")
-        try:
-            with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-                found = dataset_class(str(root), train=train, download=True)
-        except (OSError, RuntimeError) as error:  # URLError is an OSError; torchvision wraps mirror failures
-            raise DataError(
-                f"Downloading {info.title} failed (no network?); use the built-in offline data set 'shapes' instead."
-            ) from error
-    report(1.0, f"{info.title} ready")
-    if isinstance(found.data, torch.Tensor):  # MNIST family: (N, H, W) uint8
-        images = found.data.unsqueeze(1)
-    else:  # CIFAR-10: numpy (N, H, W, C) uint8
-        images = torch.from_numpy(found.data).permute(0, 3, 1, 2)
-    labels = torch.as_tensor(found.targets, dtype=torch.int64)
-    return Dataset(name, images.contiguous(), labels, list(info.classes))
-
-
-# --- shapes: the built-in offline data set ---
-
-SHAPES_SEED = 0
-_SHAPES_VERSION = 1  # bump when the drawing changes, so old caches are not reused
-_SIZE = 28
-_CHUNK = 128  # images drawn at once: the fastest size on one thread (1,024 was 40% slower)
-
-
-@dataclass(frozen=True)
-class _Difficulty:
-    radius_px: tuple[float, float]  # shape's outer radius; every shape fits its unit disc
-    min_contrast_to_noise: float
-    clutter_items: tuple[int, int]  # inclusive range per image
-
-
-_DIFFICULTY = {
-    "shapes": _Difficulty(radius_px=(6.0, 11.5), min_contrast_to_noise=3.0, clutter_items=(1, 4)),
-    "shapes-hard": _Difficulty(radius_px=(4.0, 9.5), min_contrast_to_noise=2.5, clutter_items=(2, 6)),
-}
-
-# These classes only tilt, up to 30 degrees either way; the others turn freely. A square turned 45
-# degrees is a diamond and a cross an X; the diamond is a tall rhombus so that no square matches it.
-_TILT_ONLY = ("square", "cross", "diamond", "heart")
-
-
-def _box(x, y, half_w, half_h):
-    qx, qy = x.abs() - half_w, y.abs() - half_h
-    return torch.hypot(qx.clamp(min=0), qy.clamp(min=0)) + torch.maximum(qx, qy).clamp(max=0)
-
-
-def _isosceles(x, y, half_w, height):
-    # tip at the origin, base at y = height (Inigo Quilez's sdTriangleIsosceles)
-    x = x.abs()
-    t = ((x * half_w + y * height) / (half_w**2 + height**2)).clamp(0, 1)
-    ax, ay = x - half_w * t, y - height * t
-    bx, by = x - half_w * (x / half_w).clamp(0, 1), y - height
-    dist2 = torch.minimum(ax * ax + ay * ay, bx * bx + by * by)
-    side = torch.minimum(-(x * height - y * half_w), -(y - height))
-    return -dist2.sqrt() * side.sign()
-
-
-def _sdf_circle(x, y):
-    return torch.hypot(x, y) - 0.85
-
-
-def _sdf_square(x, y):
-    return _box(x, y, 0.68, 0.68)
-
-
-def _sdf_triangle(x, y):
-    # equilateral, pointing up, circumradius 0.98 (sdEquilateralTriangle)
-    k, r = math.sqrt(3.0), 0.85
-    x, y = x.abs() - r, y + r / k
-    fold = x + k * y > 0
-    x, y = torch.where(fold, (x - k * y) / 2, x), torch.where(fold, (-k * x - y) / 2, y)
-    x = x - x.clamp(-2 * r, 0)
-    return -torch.hypot(x, y) * y.sign()
-
-
-def _sdf_cross(x, y):
-    return torch.minimum(_box(x, y, 0.9, 0.3), _box(x, y, 0.3, 0.9))
-
-
-def _sdf_star(x, y):
-    # five points, outer radius 0.98 (sdStar5)
-    k1x, k1y, r, inner = 0.809016994375, -0.587785252292, 0.98, 0.45
-    x = x.abs()
-    t = 2 * (k1x * x + k1y * y).clamp(min=0)
-    x, y = x - t * k1x, y - t * k1y
-    t = 2 * (-k1x * x + k1y * y).clamp(min=0)
-    x, y = x + t * k1x, y - t * k1y
-    x, y = x.abs(), y - r
-    bax, bay = -inner * k1y, inner * k1x - 1
-    h = ((x * bax + y * bay) / (bax**2 + bay**2)).clamp(0, r)
-    return torch.hypot(x - bax * h, y - bay * h) * (y * bax - x * bay).sign()
-
-
-def _sdf_diamond(x, y):
-    # a tall rhombus (sdRhombus)
-    bx, by = 0.55, 0.98
-    x, y = x.abs(), y.abs()
-    h = ((bx * (bx - 2 * x) - by * (by - 2 * y)) / (bx**2 + by**2)).clamp(-1, 1)
-    return torch.hypot(x - 0.5 * bx * (1 - h), y - 0.5 * by * (1 + h)) * (x * by + y * bx - bx * by).sign()
-
-
-def _sdf_heart(x, y):
-    # sdHeart has its tip at the origin and is 1.1 tall; centre and scale it into the unit disc
-    s = 1.45
-    x, y = x.abs() / s, y / s + 0.55
-    upper = torch.hypot(x - 0.25, y - 0.75) - math.sqrt(2) / 4
-    m = 0.5 * (x + y).clamp(min=0)
-    lower = torch.minimum(x * x + (y - 1) ** 2, (x - m) ** 2 + (y - m) ** 2).sqrt() * (x - y).sign()
-    return torch.where(x + y > 1, upper, lower) * s
-
-
-def _sdf_crescent(x, y):
-    return torch.maximum(torch.hypot(x, y) - 0.95, 0.8 - torch.hypot(x - 0.45, y))
-
-
-def _sdf_arrow(x, y):
-    return torch.minimum(_box(x, y + 0.3, 0.17, 0.62), _isosceles(x, 0.95 - y, 0.55, 0.7))
-
-
-def _sdf_hourglass(x, y):
-    return _isosceles(x, y.abs(), 0.6, 0.8)
-
-
-# class name -> signed distance (negative inside) in the shape's unit-disc frame, y up
-_SDF = {"circle": _sdf_circle, "square": _sdf_square, "triangle": _sdf_triangle, "cross": _sdf_cross,
-        "star": _sdf_star, "diamond": _sdf_diamond, "heart": _sdf_heart, "crescent": _sdf_crescent,
-        "arrow": _sdf_arrow, "hourglass": _sdf_hourglass}
-
-
-@dataclass(frozen=True, eq=False)
-class ShapeSample:
-    """Generated shapes plus where each shape was drawn (for checking that GAP maps find it)."""
-
-    images: torch.Tensor  # (N, 1, 28, 28) uint8
-    labels: torch.Tensor  # (N,) int64
-    centers: torch.Tensor  # (N, 2) float32, (x, y) in pixels
-    radii: torch.Tensor  # (N,) float32, pixels
-
-
-def make_shapes(n: int, seed: int, hard: bool = False) -> ShapeSample:
-    """Draw `n` shape images, class-balanced, the same bytes for the same seed on any thread count.
-
-    Each image: one shape (random position over the whole free range, scale, rotation, filled or
-    outlined with a random stroke), class-independent clutter (short strokes and dots), a random
-    background level and contrast, and Gaussian noise capped against the contrast.
-    """
-    with _one_thread():
-        return _draw_shapes(n, seed, _DIFFICULTY["shapes-hard" if hard else "shapes"])
-
-
-@contextlib.contextmanager
-def _one_thread():
-    # Every op here is small. On 2 threads, while another process (a training worker) keeps a core
-    # busy, each op waits for a descheduled thread: 70,000 images took 12-30 s instead of 1.5 s.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _draw_shapes(n: int, seed: int, level: _Difficulty) -> ShapeSample:
-    gen = torch.Generator().manual_seed(seed)
-
-    def uniform(low, high, *shape):
-        return low + (high - low) * torch.rand(*shape, generator=gen)
-
-    # --- per-image parameters, all drawn up front so chunking cannot change them ---
-    labels = (torch.arange(n) % 10)[torch.randperm(n, generator=gen)]
-    radius = uniform(*level.radius_px, n)
-    # the centre may go anywhere the shape still fits: position is what defeats a linear model
-    cx = radius - 0.5 + (_SIZE - 2 * radius) * torch.rand(n, generator=gen)
-    cy = radius - 0.5 + (_SIZE - 2 * radius) * torch.rand(n, generator=gen)
-    max_turn = torch.tensor([math.pi / 6 if name in _TILT_ONLY else math.pi for name in SHAPE_CLASSES])
-    turn = (2 * torch.rand(n, generator=gen) - 1) * max_turn[labels]
-    filled = torch.rand(n, generator=gen) < 0.5
-    stroke = uniform(1.0, 2.2, n)
-    background = uniform(0.0, 0.15, n)
-    contrast = uniform(0.4, 0.85, n)
-    noise = contrast / level.min_contrast_to_noise * torch.rand(n, generator=gen)
-
-    k_max = level.clutter_items[1]
-    n_items = torch.randint(level.clutter_items[0], k_max + 1, (n,), generator=gen)
-    item_on = torch.arange(k_max) < n_items[:, None]  # (n, K)
-    item_dot = torch.rand(n, k_max, generator=gen) < 0.4
-    item_length = torch.where(item_dot, 0.0, uniform(2.5, 6.5, n, k_max))
-    item_width = torch.where(item_dot, uniform(1.6, 3.0, n, k_max), uniform(0.9, 1.5, n, k_max))
-    item_turn = uniform(0, math.pi, n, k_max)
-    item_x = torch.randint(0, _SIZE, (n, k_max), generator=gen)
-    item_y = torch.randint(0, _SIZE, (n, k_max), generator=gen)
-    item_offset = uniform(-0.5, 0.5, n, k_max, 2)
-    item_contrast = uniform(0.4, 0.85, n, k_max) * item_on
-
-    images = torch.empty(n, 1, _SIZE, _SIZE, dtype=torch.uint8)
-    grid = torch.arange(_SIZE, dtype=torch.float32)
-    patch = 9  # clutter is drawn in 9x9 patches, not over the whole canvas: 10x cheaper
-    pad = patch // 2
-    patch_grid = torch.arange(patch, dtype=torch.float32) - pad
-    patch_index = (torch.arange(patch)[:, None] * (_SIZE + 2 * pad) + torch.arange(patch)).flatten()
-
-    for label, name in enumerate(SHAPE_CLASSES):
-        members = (labels == label).nonzero().squeeze(1)
-        for start in range(0, len(members), _CHUNK):
-            idx = members[start : start + _CHUNK]
-            m = len(idx)
-
-            # --- the shape, in its own rotated frame scaled to the unit disc ---
-            cos, sin = turn[idx].cos()[:, None, None], turn[idx].sin()[:, None, None]
-            r = radius[idx][:, None, None]
-            dx = grid[None, None, :] - cx[idx][:, None, None]  # (m, 1, W)
-            dy = grid[None, :, None] - cy[idx][:, None, None]  # (m, H, 1)
-            u = (cos * dx + sin * dy) / r
-            v = (sin * dx - cos * dy) / r  # image y points down, shape y points up
-            dist_px = _SDF[name](u, v) * r  # (m, H, W)
-            dist_px = torch.where(filled[idx][:, None, None], dist_px, dist_px.abs() - stroke[idx][:, None, None] / 2)
-            ink = (0.5 - dist_px).clamp(0, 1) * contrast[idx][:, None, None]
-
-            # --- clutter: segments and dots (a dot is a segment of length 0) ---
-            icos, isin = item_turn[idx].cos()[..., None, None], item_turn[idx].sin()[..., None, None]
-            px = patch_grid[None, None, None, :] - item_offset[idx][..., 0, None, None]  # (m, K, 1, P)
-            py = patch_grid[None, None, :, None] - item_offset[idx][..., 1, None, None]  # (m, K, P, 1)
-            along = (icos * px + isin * py).abs() - item_length[idx][..., None, None] / 2
-            across = isin * px - icos * py
-            item_dist = torch.hypot(along.clamp(min=0), across) - item_width[idx][..., None, None] / 2
-            item_ink = (0.5 - item_dist).clamp(0, 1) * item_contrast[idx][..., None, None]  # (m, K, P, P)
-            corner = item_y[idx] * (_SIZE + 2 * pad) + item_x[idx]  # (m, K)
-            flat_index = (corner[..., None] + patch_index).reshape(m, -1)
-            canvas = torch.zeros(m, (_SIZE + 2 * pad) ** 2)
-            canvas.scatter_reduce_(1, flat_index, item_ink.reshape(m, -1), reduce="amax")
-            clutter = canvas.view(m, _SIZE + 2 * pad, _SIZE + 2 * pad)[:, pad : pad + _SIZE, pad : pad + _SIZE]
-
-            # --- compose: background, the brighter of shape and clutter, noise ---
-            pixels = torch.maximum(ink, clutter) + background[idx][:, None, None]
-            pixels += noise[idx][:, None, None] * torch.randn(m, _SIZE, _SIZE, generator=gen)
-            images[idx, 0] = pixels.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-
-    return ShapeSample(images, labels, torch.stack([cx, cy], dim=1), radius)
-
-
-def _shapes_cache(name: str, root: Path) -> Path:
-    return root / "shapes" / f"{name}-v{_SHAPES_VERSION}-seed{SHAPES_SEED}.pt"
-
-
-def _load_shapes(name: str, root: Path, train: bool, report: Progress) -> Dataset:
-    path = _shapes_cache(name, root)
-    if path.is_file():
-        cached = torch.load(path, weights_only=True)  # 55 MB of uint8: about 0.03 s
-    else:
-        info = _BUILTIN[name]
-        report(0.0, f"Generating {info.title}: {info.n_train:,} + {info.n_test:,} images ...")
-        hard = name == "shapes-hard"
-        train_set = make_shapes(info.n_train, SHAPES_SEED, hard)
-        test_set = make_shapes(info.n_test, SHAPES_SEED + 1, hard)
-        cached = {
-            "train_images": train_set.images,
-            "train_labels": train_set.labels,
-            "test_images": test_set.images,
-            "test_labels": test_set.labels,
-        }
-        try:
-            atomic_save(cached, path)
-        except OSError as error:  # a read-only, full or misplaced data directory
-            raise DataError(f"Cannot write to the data directory {root} ({error.strerror or error}); "
-                            "set NIN_EXPLORER_DATA to a writable folder.") from error
-        report(1.0, f"{info.title} ready (cached in {path})")
-    split = "train" if train else "test"
-    return Dataset(name, cached[f"{split}_images"], cached[f"{split}_labels"], list(SHAPE_CLASSES))
-
-
-# --- a user's own images: an ImageFolder layout under the data root ---
-
-
-@dataclass(frozen=True)
-class _Folder:
-    info: DatasetInfo
-    train_files: list[tuple[Path, int]]
-    test_files: list[tuple[Path, int]]
-
-
-def _inside(path: Path, root: Path, shown: str) -> Path:
-    """`path` with symlinks and `..` resolved, refused if that leaves `root`."""
-    resolved = path.resolve()
-    if not resolved.is_relative_to(root):
-        raise DataError(f"{shown!r} leads outside the data directory {root}; only files under it are read.")
-    return resolved
-
-
-def _folder_path(name: str, root: Path) -> Path:
-    relative = name[len(FOLDER_PREFIX) :]
-    if not relative or Path(relative).is_absolute() or Path(relative).drive:
-        raise DataError(f"Give the folder as a path relative to the data directory {root}, e.g. folder:my-images.")
-    folder = _inside(root / relative, root.resolve(), relative)
-    if not folder.is_dir():
-        raise DataError(f"No folder {relative!r} in the data directory {root}.")
-    return folder
-
-
-def _class_files(directory: Path, root: Path) -> list[Path]:
-    files = []
-    for dirpath, dirnames, filenames in os.walk(directory):  # does not follow symlinked folders
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in sorted(filenames):
-            if filename.lower().endswith(IMAGE_EXTENSIONS) and not filename.startswith("."):
-                path = Path(dirpath) / filename
-                files.append(_inside(path, root, os.path.relpath(path, root)))
-    return files
-
-
-def _class_dirs(folder: Path, root: Path) -> list[tuple[str, Path]]:
-    dirs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return [(p.name, _inside(p, root, os.path.relpath(p, root))) for p in dirs]
-
-
-def _scan_folder(name: str, root: Path, channels: int | None, image_size: int | None) -> _Folder:
-    real_root = root.resolve()
-    folder = _folder_path(name, root)
-    # train/ and test/ subfolders if both exist, else every fifth image of each class is held out
-    has_split = (folder / "train").is_dir() and (folder / "test").is_dir()
-    train_dirs = _class_dirs(folder / "train" if has_split else folder, real_root)
-    classes = [class_name for class_name, _ in train_dirs]
-    if len(classes) < 2:
-        raise DataError(f"Folder {name[len(FOLDER_PREFIX):]!r} needs one subfolder per class (at least two).")
-    train_files, test_files = [], []
-    for label, (_, directory) in enumerate(train_dirs):
-        files = _class_files(directory, real_root)
-        if has_split:
-            train_files += [(f, label) for f in files]
-        else:
-            train_files += [(f, label) for i, f in enumerate(files) if i % 5 != 4]
-            test_files += [(f, label) for i, f in enumerate(files) if i % 5 == 4]
-    if has_split:
-        for class_name, directory in _class_dirs(folder / "test", real_root):
-            if class_name not in classes:
-                raise DataError(f"Test class {class_name!r} of {name!r} has no train folder.")
-            test_files += [(f, classes.index(class_name)) for f in _class_files(directory, real_root)]
-    if not train_files:
-        raise DataError(f"Folder {name[len(FOLDER_PREFIX):]!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}).")
-
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 (grayscale) or 3 (RGB), not {channels}.")
-    if channels is None:
-        gray = 0
-        for path, _ in train_files + test_files:  # headers only: Image.open does not decode pixels
-            with _open_image(path) as image:
-                gray += image.mode in GRAY_MODES
-        channels = 1 if 2 * gray > len(train_files) + len(test_files) else 3
-    size = image_size or (28 if channels == 1 else 32)
-    if not 8 <= size <= 256:
-        raise DataError(f"image_size must be between 8 and 256 pixels, not {size}.")
-    info = DatasetInfo(name, folder.name, channels, size, tuple(classes), len(train_files), len(test_files),
-                       f"{folder.name} (your images): {len(classes)} classes, {channels}x{size}x{size}, "
-                       f"{len(train_files):,} + {len(test_files):,}")
-    return _Folder(info, train_files, test_files)
-
-
-def _open_image(path: Path):
-    try:
-        return open_image(path)  # reads the header only
-    except ImageError as error:
-        raise DataError(f"Cannot read {path.name}: {error}") from None
-
-
-def _load_folder(
-    name: str, root: Path, train: bool, report: Progress, channels: int | None, image_size: int | None
-) -> Dataset:
-    scanned = _scan_folder(name, root, channels, image_size)
-    info, files = scanned.info, scanned.train_files if train else scanned.test_files
-    size = info.image_size
-    images = torch.empty(len(files), info.channels, size, size, dtype=torch.uint8)
-    for i, (path, _) in enumerate(files):
-        if i % 500 == 0:
-            report(i / len(files), f"Reading images {i:,}/{len(files):,}")
-        try:
-            images[i] = image_to_tensor(path, info.channels, size)
-        except ImageError as error:
-            raise DataError(f"Cannot read {path.name}: {error}") from None
-    report(1.0, f"Read {len(files):,} images")
-    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    return Dataset(name, images, labels, list(info.classes))
+    root = _root_path(root)
+    return all((root / file).is_file() for file in _record(name).downloaded_files)

@@ -17,7 +17,8 @@ from . import checkpoint as checks
 from .checkpoint import MAX_UPLOAD_PARAMS  # noqa: F401 (pages read it from here)
 from .build import build_model
 from .files import atomic_save
-from .data import DATASETS, FOLDER_PREFIX, DataError, is_local
+from .catalogue import DATASETS, FOLDER_PREFIX
+from .data import DataError, is_local
 from .images import ImageError, image_to_tensor  # pages catch ImageError from here
 from .spec import NetSpec
 from .summary import summarize

@@ -1,7 +1,7 @@
 """The networks the app starts from, each with the facts it must reproduce beside it.
 
 Counts in comments are exact (weights + biases; FLOPs as torch.utils.flop_counter counts
-one image's forward pass) and are asserted by tests/test_presets.py.
+one image's forward pass) and are asserted by tests/test_summary.py.
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ PRESETS: dict[str, NetSpec] = {
     s.name: s for s in (D2L, NIN_PAPER, TINY, ALEXNET, VGG11, VGG11_NARROW, GOOGLENET)
 }
 
-# Facts from ../shared/REFERENCE.md that the summary must reproduce (None: not published).
+# Published counts (the sources named beside each preset) the summary must reproduce (None: none).
 REFERENCE_COUNTS: dict[str, tuple[int, int | None]] = {
     "d2l": (1_992_166, 1_524_594_704),
     "alexnet": (46_764_746, 1_876_292_352),
@@ -123,8 +123,6 @@ DESCRIPTIONS = {
     "vgg11-narrow": "VGG-11 with every width divided by 8, as the course notes train it.",
     "googlenet": "GoogLeNet (Fashion-MNIST edition, 96x96): Inception blocks, GAP, one linear layer.",
 }
-
-NIN_PRESETS = ("d2l", "nin-paper", "tiny")
 
 
 def get_preset(name: str) -> NetSpec:

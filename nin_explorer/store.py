@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from .files import atomic_save
+from .places import cache_folder
 
 STATUSES = ("queued", "running", "completed", "stopped", "diverged", "failed", "interrupted")
 ACTIVE = ("queued", "running")
@@ -126,9 +127,9 @@ class StoreError(ValueError):
 
 
 def default_home() -> Path:
-    """$NIN_EXPLORER_HOME, else ~/.cache/nin-explorer."""
+    """$NIN_EXPLORER_HOME, else the cache folder (~/.cache/nin-explorer)."""
     env = os.environ.get("NIN_EXPLORER_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "nin-explorer"
+    return Path(env).expanduser() if env else cache_folder()
 
 
 def process_start(pid: int) -> str | None:

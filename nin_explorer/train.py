@@ -91,7 +91,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-# Per-network settings of the course recipe, by preset name (REFERENCE.md).
+# Per-network settings of the course recipe, by preset name: what the course notes train with.
 COURSE_SETTINGS = {
     "alexnet": dict(optimizer="adam", lr=0.001, epochs=3),
     "vgg11": dict(optimizer="adam", lr=0.001, epochs=5, batch_size=64),

@@ -6,8 +6,8 @@ import streamlit as st
 from nin_explorer import charts, help_text as H
 from nin_explorer.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
                                    exercise_plan, plan_text, result_rows, to_csv)
+from nin_explorer.catalogue import DATASETS
 from nin_explorer.controls import ABLATION_LIMITS as LIMITS
-from nin_explorer.data import DATASETS
 from nin_explorer.jobs import MAX_AT_ONCE
 from nin_explorer.roles import RoleError, may_stop
 from nin_explorer.runs import ablation_groups

@@ -2,8 +2,9 @@
 import streamlit as st
 
 from nin_explorer import charts, help_text as H
+from nin_explorer.catalogue import DATASETS
 from nin_explorer.controls import TRAIN_LIMITS as LIMITS
-from nin_explorer.data import DATASETS, DataError, dataset_info
+from nin_explorer.data import DataError, dataset_info
 from nin_explorer.plan import adapt_spec, human_duration, smallest_input_size
 from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error

@@ -7,7 +7,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("NIN_EXPLORER_TESTING", "1")
 # Before torch loads: AppTest runs torch in many script threads, each with its own OpenMP
 # team; spinning idle teams made in-process training here 10x slower (233 s -> 72 s suite).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

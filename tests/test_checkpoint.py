@@ -1,7 +1,7 @@
-"""Hostile checkpoints are refused before anything expensive (issue 13, findings 1-5).
+"""Hostile checkpoints are refused before anything expensive.
 
-Every hostile file is generated here; each test would hang, allocate or build on the code
-before these checks (see the report of the branch that added them).
+Every hostile file is generated here; without the check it names, each test would hang,
+allocate gigabytes or build a real module from the hostile file.
 """
 import dataclasses
 import io
@@ -77,7 +77,7 @@ def no_torch_load(monkeypatch):
     monkeypatch.setattr(torch, "load", refuse)
 
 
-# --- finding 1: metadata against a schema, never formatted or hashed ---
+# --- metadata against a schema, never formatted or hashed ---
 
 def test_nested_shared_classes_refused_within_a_second(monkeypatch):
     data = checkpoint_bytes(classes=nested_shared(25))
@@ -176,7 +176,7 @@ def test_good_metadata_is_kept_and_unknown_keys_are_ignored():
     assert bare.classes == [str(i) for i in range(10)] and bare.config == {} and bare.epoch == 0
 
 
-# --- finding 2: a zip bomb ---
+# --- a zip bomb ---
 
 def test_compressed_entries_refused_before_loading(monkeypatch):
     padding = torch.zeros(8 * 2**20)                                 # 32 MB of zeros
@@ -203,7 +203,7 @@ def test_stored_checkpoints_still_load(tmp_path):
     assert load_checkpoint(path).spec == TINY
 
 
-# --- finding 3: shapes checked arithmetically, a parameter cap for uploads ---
+# --- shapes checked arithmetically, a parameter cap for uploads ---
 
 HUGE = NetSpec(name="huge", in_channels=1, input_size=28, num_classes=10, head="gap-linear",
                blocks=(BlockSpec(out_channels=8192, kernel=3, padding=1),
@@ -245,7 +245,7 @@ def test_weights_checked_against_the_spec_before_building(no_real_build):
         load_checkpoint(checkpoint_bytes(model=wrong_shape))
 
 
-# --- finding 4: the test-set analysis batch from the memory estimate ---
+# --- the test-set analysis batch from the memory estimate ---
 
 def test_analysis_batch_fits_the_memory_budget():
     small, big = analysis_batch_size(TINY), analysis_batch_size(D2L)
@@ -268,7 +268,7 @@ def test_analysis_uses_the_smaller_batch(monkeypatch):
     assert seen == [batch, 3] and batch < 500
 
 
-# --- finding 5: an upload's data set only if it is in the catalogue and already here ---
+# --- an upload's data set only if it is in the catalogue and already here ---
 
 @pytest.mark.parametrize("name, message", [
     ("folder:a\x00b", "trained on a folder of images"),
@@ -280,8 +280,8 @@ def test_analysis_uses_the_smaller_batch(monkeypatch):
     ("mnist", "mnist is not downloaded on this server"),
 ])
 def test_upload_dataset_refusals(name, message, monkeypatch):
-    import nin_explorer.data as data
-    monkeypatch.setattr(data, "_load_torchvision", lambda *a: pytest.fail("download started"))
+    import nin_explorer.downloads as downloads
+    monkeypatch.setattr(downloads, "load_torchvision", lambda *a: pytest.fail("download started"))
     with pytest.raises(DataError, match=message) as info:
         upload_dataset(name)
     assert "The upload's own images can still be used." in str(info.value)

@@ -1,3 +1,5 @@
+import math
+
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
@@ -67,7 +69,8 @@ def test_course_recipe_per_network():
 
 
 def test_googlenet_and_narrow_vgg_train_at_small_size(shapes_root, monkeypatch):
-    """Short CPU runs of the neighbours at small inputs complete and beat chance."""
+    """Short CPU runs of the neighbours at small inputs complete an epoch with a finite loss
+    (beating chance takes more than this test's 1,024 images: they measured 0.08-0.11)."""
     from nin_explorer.data import load_dataset
     from nin_explorer.train import TrainConfig, train
     tr, te = load_dataset("shapes", root=shapes_root), load_dataset("shapes", root=shapes_root, train=False)
@@ -77,4 +80,5 @@ def test_googlenet_and_narrow_vgg_train_at_small_size(shapes_root, monkeypatch):
                                      "max_test_examples": 256})
         result = train(PRESETS[name], cfg, tr, te, lambda e: None, lambda: False)
         assert result.status == "completed", (name, result)
-        assert result.final_test_acc is not None
+        assert result.epochs == 1 and math.isfinite(result.train_loss), (name, result)
+        assert result.train_loss < 2 * math.log(10), (name, result)    # not blown up

@@ -27,7 +27,7 @@ def test_estimate_warns_for_d2l_on_a_cpu_and_uses_measurements():
     assert human_duration(30) == "30 s" and human_duration(600) == "10 min" and human_duration(7200) == "2.0 h"
 
 
-# --- memory fit against this machine (issue 13, finding 9) ---
+# --- memory fit against this machine ---
 
 def test_a_run_that_needs_more_than_the_free_memory_is_refused():
     from nin_explorer.plan import FitError, check_fits
@@ -39,7 +39,7 @@ def test_a_run_that_needs_more_than_the_free_memory_is_refused():
         check_fits(TINY, cfg, available_bytes=500 * 2**20, device="cpu")
     with pytest.raises(FitError, match="of GPU memory"):
         check_fits(TINY, cfg, available_bytes=500 * 2**20, device="cuda")
-    # what the old fixed 64 GiB limit let through: d2l at 512 px and batch 1024 needs ~54 GiB
+    # a fixed 64 GiB limit would let this through: d2l at 512 px and batch 1024 needs ~54 GiB
     big = TrainConfig(dataset="fashion-mnist", input_size=512, batch_size=1024)
     with pytest.raises(FitError, match="16 GiB free"):
         check_fits(D2L, big, available_bytes=16 * 2**30, device="cpu")
