@@ -159,3 +159,19 @@ def test_the_offline_button_follows_a_missing_download_not_the_words_of_the_erro
     newest = RunStore().list_runs()[0]
     assert newest["config"]["dataset"] == "shapes" and newest["name"] == "tiny on shapes"
     assert newest["status"] == "queued" and at.selectbox(key="t.open").value == newest["id"]
+
+
+def test_the_settings_read_their_bounds_and_choices_from_the_core():
+    from nin_explorer import controls, train
+    at = train_page(v=ALICE)
+    assert not at.exception
+    bounds = {"t.epochs": "epochs", "t.lr": "lr", "t.subset": "max_train_examples", "t.seed": "seed"}
+    for key, name in bounds.items():
+        box = at.number_input(key=key)
+        assert (box.min, box.max) == controls.TRAIN_LIMITS[name], key
+    size = next(b for b in at.number_input if b.key.startswith("t.size."))
+    assert (size.min, size.max) == controls.LIMITS["input_size"]
+    assert at.select_slider(key="t.batch_size").options == [str(b) for b in controls.TRAIN_BATCH_SIZES]
+    for key, choices in (("t.optimizer", train.OPTIMIZERS), ("t.schedule", train.SCHEDULES),
+                         ("t.precision", train.PRECISIONS), ("t.device", train.DEVICES)):
+        assert at.selectbox(key=key).options == list(choices), key
