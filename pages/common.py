@@ -1,4 +1,5 @@
-"""Widget helpers shared by the pages (not a page itself: app.py does not list it)."""
+"""What every page shares (not a page itself: app.py lists the pages): the menu and frame, who
+the visitor is, the run store, the heading with its first-deep-link fix, the Build page's variant."""
 from __future__ import annotations
 
 from pathlib import Path
