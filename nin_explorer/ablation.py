@@ -130,9 +130,21 @@ class PlannedRun:
     def label(self) -> str:
         return setting_label(self.setting)
 
+    @property
+    def name(self) -> str:
+        """The run's name in the store: its setting and seed."""
+        return f"{self.label} · seed {self.seed}"
+
 
 def setting_label(setting: dict) -> str:
     return ", ".join(f"{FACTORS[k].title if k in FACTORS else k} = {v}" for k, v in setting.items())
+
+
+def plan_text(n_runs: int, factors: dict[str, list], seeds: int, cfg: TrainConfig) -> str:
+    """What an exercise queues, in a line: '8 runs: Last block in [...], 2 seed(s), ...'."""
+    return (f"{n_runs} runs: " + "; ".join(f"{FACTORS[k].title} in {v}" for k, v in factors.items())
+            + f", {seeds} seed(s)" + ("" if "epochs" in factors else f", {cfg.epochs} epochs")
+            + f", recipe {cfg.recipe}.")
 
 
 def expand(base: NetSpec, cfg: TrainConfig, factors: dict[str, list], seeds: int = 1) -> list[PlannedRun]:
@@ -167,12 +179,36 @@ def expand(base: NetSpec, cfg: TrainConfig, factors: dict[str, list], seeds: int
             except SpecError as e:
                 raise SpecError(f"{FACTORS[name].title} = {value} does not make a valid network: {e}") from None
         for seed in range(seeds):
-            runs.append(PlannedRun(dict(zip(names, combo)), cfg.seed + seed, spec,
-                                   c.replace(seed=cfg.seed + seed)))
+            setting = dict(zip(names, combo))
+            runs.append(PlannedRun(setting, cfg.seed + seed, spec, c.replace(
+                seed=cfg.seed + seed, ablation_setting=setting_label(setting))))
     return runs
 
 
 # --- results ---
+
+def run_setting(run: dict) -> str:
+    """The setting a stored run of an ablation tries: its config's `ablation_setting`, or for
+    a run queued before that was recorded, its name less the seed ("Head = fc · seed 1")."""
+    return run["config"].get("ablation_setting") or (run.get("name") or "").rsplit(" · seed", 1)[0]
+
+
+def result_rows(runs: list[dict], epochs: dict[int, list[dict]]) -> list[dict]:
+    """One row per stored run, as `aggregate` takes them: its setting, outcome, cost and
+    measured memory peak; `epochs[run id]` are its epoch metrics (store.metrics)."""
+    rows = []
+    for r in runs:
+        s = summarize(NetSpec.from_dict(r["spec"]), r["config"]["batch_size"])
+        peaks = [e["peak_train_memory_bytes"] for e in epochs[r["id"]]
+                 if e.get("peak_train_memory_bytes")]
+        rows.append({"setting": run_setting(r), "status": r["status"],
+                     "best_test_acc": r.get("best_test_acc"), "final_test_acc": r.get("final_test_acc"),
+                     "params": s.params, "flops": s.flops,
+                     "examples_per_sec": r.get("examples_per_sec"), "wall_s": r.get("wall_s"),
+                     "train_memory_estimate_bytes": s.memory.train_bytes,
+                     "peak_train_memory_bytes": max(peaks) if peaks else None})
+    return rows
+
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
     values = [v for v in values if v is not None]

@@ -5,7 +5,7 @@ session state; these functions are plain and tested without Streamlit.
 """
 from __future__ import annotations
 
-from .spec import MAX_TEXT_CHARS, BlockSpec, NetSpec, SpecError
+from .spec import BLOCK_KINDS, HEADS, MAX_TEXT_CHARS, POOLS, BlockSpec, NetSpec, SpecError
 
 NET_KEYS = ("name", "in_channels", "input_size", "num_classes", "n_blocks", "head",
             "fc_layers", "fc_width", "fc_dropout")
@@ -20,6 +20,15 @@ LIMITS = {"input_size": (8, 512), "in_channels": (1, 4), "num_classes": (2, 1000
           "out_channels": (1, 1024), "kernel": (1, 15), "stride": (1, 8), "padding": (0, 10),
           "n_extra_1x1": (0, 3), "n_convs": (1, 4), "pool_kernel": (1, 15), "pool_stride": (1, 8),
           "pool_padding": (0, 7), "dropout": (0.0, 0.9)}
+STEPS = {"fc_dropout": 0.05, "dropout": 0.05}     # the sliders' step where it is not 1
+CHOICES = {"kind": BLOCK_KINDS, "pool": POOLS, "head": HEADS}
+MEMORY_BATCH_SIZES = (1, 8, 16, 32, 64, 128, 256, 512, 1024)   # the Build page's memory estimate
+
+# The Train, Ablations and Lineage pages' widgets (a config from the CLI may lie beyond them).
+TRAIN_LIMITS = {"epochs": (1, 200), "lr": (1e-5, 10.0), "max_train_examples": (0, 10_000_000),
+                "seed": (0, 2**31 - 1), "input_size": LIMITS["input_size"]}
+TRAIN_BATCH_SIZES = (16, 32, 64, 128, 256, 512, 1024)
+ABLATION_LIMITS = {"epochs": (1, 100), "max_train_examples": (0, 10_000_000), "seeds": (1, 5)}
 
 
 def block_controls(b: BlockSpec) -> dict:
@@ -55,6 +64,23 @@ def check_fits(values: dict) -> None:
             where = f"Block {block[1:]}'s " if block else "The "
             raise SpecError(f"{where}{name.replace('_', ' ')} is {value:g}; the Build page's "
                             f"controls go from {low:g} to {high:g}.")
+
+
+def named_spec(values: dict, preset: NetSpec) -> NetSpec:
+    """The controls' spec named for the preset they started from: the preset's own name while
+    nothing differs from it, 'custom (<preset>)' once something does."""
+    spec = controls_to_spec(values)
+    same = spec.replace(name=preset.name) == preset
+    return spec.replace(name=preset.name if same else f"custom ({preset.name})")
+
+
+def last_block_fix(values: dict) -> dict | None:
+    """With a GAP head whose last block's channels are not the classes: the control values
+    that make them so (the Build page offers it as a button); None otherwise."""
+    last = f"b{values['n_blocks']}."
+    if values.get("head") != "gap" or values.get(last + "out_channels") == values.get("num_classes"):
+        return None
+    return {last + "out_channels": values["num_classes"], last + "widths_1x1": ""}
 
 
 def _int_tuple(text: str, what: str) -> tuple[int, ...]:

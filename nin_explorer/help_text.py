@@ -42,10 +42,18 @@ BATCH = "Batch size for the memory estimate (activations grow linearly with it).
 PRECISION = "fp32, or bf16 autocast (activations in 2 bytes; weights stay fp32 plus bf16 copies)."
 OPTIMIZER = "Optimiser state: SGD keeps none, momentum one copy of the weights, Adam two."
 PARAMS = "Weights and biases of every conv, linear and BatchNorm layer, counted exactly."
+MACS = "Multiply-adds (MACs) in conv and linear layers: half the FLOPs."
 FLOPS = ("Floating-point operations for one image's forward pass, counted as "
          "torch.utils.flop_counter does: 2 per multiply-add in conv and linear layers; biases, "
          "ReLU, BatchNorm and pooling not counted (see 'About the numbers').")
-MACS = "Multiply-adds (MACs) in conv and linear layers: half the FLOPs."
+AT_ONCE = (
+    "How many queued runs train side by side, for everyone using this server. A run alone "
+    "always gets every CPU core; with several at once each gets an equal share. Measured on a "
+    "2-core CPU: a queue of four `tiny` runs on `shapes` finished 1.6x sooner with two at once "
+    "(one core each) than one after the other; with two at once fighting over both cores it "
+    "gained nothing (docs/BENCHMARKS.md). Small variants do not fill a large GPU either, so "
+    "several at once may pay off there too, but that is not measured yet; with one at a time a "
+    "machine with several GPUs trains each run on all of them (torchrun).")
 
 
 def gap_saving(g: dict) -> str:

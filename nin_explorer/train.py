@@ -137,6 +137,8 @@ class TrainConfig:
     compile: str = "off"               # a torch.compile mode (COMPILE_MODES); minutes on a CPU
     eval_batch_size: int | None = None  # None: the training batch size
     fused_optimizer: bool = True       # one fused kernel per optimiser step; CUDA only
+    # --- bookkeeping: what an ablation's run tries ("Head = fc"), kept for its results table ---
+    ablation_setting: str | None = None
 
     def __post_init__(self):
         _validate(self)

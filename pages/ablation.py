@@ -3,20 +3,21 @@ import time
 
 import streamlit as st
 
-from nin_explorer import charts
+from nin_explorer import charts, help_text as H
 from nin_explorer.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
-                                   exercise_plan, setting_label, to_csv)
+                                   exercise_plan, plan_text, result_rows, to_csv)
 from nin_explorer.catalogue import DATASETS
+from nin_explorer.controls import ABLATION_LIMITS as LIMITS
 from nin_explorer.jobs import MAX_AT_ONCE
-from nin_explorer.plan import human_duration
 from nin_explorer.roles import RoleError, may_stop
-from nin_explorer.spec import NetSpec, SpecError
-from nin_explorer.summary import summarize
+from nin_explorer.runs import ablation_groups
+from nin_explorer.spec import SpecError
 from nin_explorer.tables import ACTIVE
 from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
-from pages.common import get_jobs, leave_pages_directory_mode, preset_choice, visitor
+from pages.common import get_jobs, page_title, visitor
+from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
 
-leave_pages_directory_mode()
+page_title("Ablations")
 ss = st.session_state
 jobs = get_jobs()
 store = jobs.store
@@ -28,22 +29,11 @@ def queue(runs, title: str) -> None:
     """Queue the whole ablation for this visitor, or none of it (the refusal is said)."""
     group = f"{title} · {time.strftime('%H:%M:%S')}"
     try:
-        jobs.submit_many([(r.spec, r.config, r.label + f" · seed {r.seed}") for r in runs],
-                         owner=who.id, group=group)
+        jobs.submit_many([(r.spec, r.config, r.name) for r in runs], owner=who.id, group=group)
     except (RoleError, SpecError) as e:
         ss[A + "refused"] = str(e)
         return
     ss[A + "group"] = group
-
-
-AT_ONCE_HELP = (
-    "How many queued runs train side by side, for everyone using this server. A run alone "
-    "always gets every CPU core; with several at once each gets an equal share. Measured on a "
-    "2-core CPU: a queue of four `tiny` runs on `shapes` finished 1.6x sooner with two at once "
-    "(one core each) than one after the other; with two at once fighting over both cores it "
-    "gained nothing (docs/BENCHMARKS.md). Small variants do not fill a large GPU either, so "
-    "several at once may pay off there too, but that is not measured yet; with one at a time a "
-    "machine with several GPUs trains each run on all of them (torchrun).")
 
 
 def set_at_once() -> None:
@@ -57,13 +47,12 @@ def clear_queue() -> None:
     st.toast(f"Removed {len(jobs.clear_queue(by=who.id))} queued run(s).")
 
 
-st.title("Ablations")
 device = resolve_device("auto").type
 ss[A + "at_once"] = jobs.max_concurrent            # another session may have changed it
 col, note, clear = st.columns([1, 3, 1], vertical_alignment="bottom")
 col.number_input("Runs at once", 1, MAX_AT_ONCE, key=A + "at_once", on_change=set_at_once,
                  disabled=not who.is_teacher,
-                 help=AT_ONCE_HELP + ("" if who.is_teacher else " Only the teacher sets it."))
+                 help=H.AT_ONCE + ("" if who.is_teacher else " Only the teacher sets it."))
 busy = [r["status"] for r in store.list_runs(ACTIVE)]
 note.caption(f"Now: {busy.count('running')} running, {busy.count('queued')} queued (all pages "
              "share one queue). A run alone gets every CPU core.")
@@ -84,10 +73,7 @@ with tab_ex:
             st.markdown(f"**{ex.title}**  \n{ex.text}")
             spec, cfg, factors, seeds = exercise_plan(key, device)
             runs = expand(spec, cfg, factors, seeds)
-            st.caption(f"{len(runs)} runs: " + "; ".join(
-                f"{FACTORS[k].title} in {v}" for k, v in factors.items())
-                + f", {seeds} seed(s)" + ("" if "epochs" in factors else f", {cfg.epochs} epochs")
-                + f", recipe {cfg.recipe}.")
+            st.caption(plan_text(len(runs), factors, seeds, cfg))
             st.button("Start", key=A + "ex." + key, on_click=queue,
                       args=(runs, ex.title.split(":")[0]))
 
@@ -99,9 +85,9 @@ with tab_custom:
                                key=A + "dataset")
         recipe = st.radio("Recipe", list(RECIPES), index=1, horizontal=True, key=A + "recipe",
                           format_func=lambda r: RECIPES[r].title)
-        epochs = st.number_input("Epochs", 1, 100, 3, key=A + "epochs")
-        subset = st.number_input("Training examples (0 = all)", 0, 10_000_000, 20_000, step=1000,
-                                 key=A + "subset")
+        epochs = st.number_input("Epochs", *LIMITS["epochs"], 3, key=A + "epochs")
+        subset = st.number_input("Training examples (0 = all)", *LIMITS["max_train_examples"],
+                                 20_000, step=1000, key=A + "subset")
     with c2:
         names = st.multiselect("Factors (one or two)", list(FACTORS), default=["n_extra_1x1"],
                                max_selections=2, format_func=lambda n: FACTORS[n].title,
@@ -111,7 +97,7 @@ with tab_custom:
             f = FACTORS[n]
             factors[n] = st.multiselect(f.title, list(f.values), default=list(f.values),
                                         key=A + "values." + n, help=f.help)
-        seeds = st.slider("Seeds per setting", 1, 5, 1, key=A + "seeds",
+        seeds = st.slider("Seeds per setting", *LIMITS["seeds"], 1, key=A + "seeds",
                           help="Repeats with different seeds show how much of a difference is noise.")
     try:
         cfg = TrainConfig.from_dict({"dataset": dataset, "recipe": recipe, "epochs": int(epochs),
@@ -128,18 +114,14 @@ with tab_custom:
                   args=(runs, "Ablation"))
 
 # --- results ---
-groups = []
-for r in store.list_runs(limit=1000):
-    if r.get("group_id") and r["group_id"] not in groups:
-        groups.append(r["group_id"])
+groups = ablation_groups(store)
 st.divider()
 if not groups:
     st.info("No ablation yet: start an exercise or queue your own above.")
     st.stop()
 group = st.selectbox("Ablation", groups, key=A + "group")
-active = any(r["status"] in ACTIVE for r in store.list_runs(group=group))
-stoppable = [r["id"] for r in store.list_runs(ACTIVE, group=group)
-             if may_stop(who.id, r.get("owner"))]
+active = bool(store.list_runs(ACTIVE, group=group))
+stoppable = [r["id"] for r in store.list_runs(ACTIVE, group=group) if may_stop(who.id, r.get("owner"))]
 if stoppable and st.button("Cancel the whole ablation", key=A + "cancel"):
     for run_id in stoppable:
         jobs.stop(run_id, by=who.id)
@@ -151,46 +133,16 @@ def results(group: str, was_active: bool, metric: str):
     runs = sorted(store.list_runs(group=group), key=lambda r: r["id"])
     done = sum(r["status"] not in ACTIVE for r in runs)
     st.progress(done / len(runs), text=f"{done} of {len(runs)} runs finished")
-    rows, series = [], []
-    settings = sorted({r["name"].rsplit(" · seed", 1)[0] for r in runs})
-    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6",
-               "#9D755D", "#BAB0AC", "#EECA3B"]
-    colours = []
-    for r in runs:
-        setting = r["name"].rsplit(" · seed", 1)[0]
-        cfg = r["config"]
-        s = summarize(NetSpec.from_dict(r["spec"]), cfg["batch_size"])
-        epochs = store.metrics(r["id"], "epoch")
-        peaks = [e["peak_train_memory_bytes"] for e in epochs if e.get("peak_train_memory_bytes")]
-        rows.append({"setting": setting, "status": r["status"],
-                     "best_test_acc": r.get("best_test_acc"), "final_test_acc": r.get("final_test_acc"),
-                     "params": s.params, "flops": s.flops,
-                     "examples_per_sec": r.get("examples_per_sec"), "wall_s": r.get("wall_s"),
-                     "train_memory_estimate_bytes": s.memory.train_bytes,
-                     "peak_train_memory_bytes": max(peaks) if peaks else None})
-        series.append((f"#{r['id']} {r['name']}", epochs))
-        colours.append(palette[settings.index(setting) % len(palette)])
+    epochs = {r["id"]: store.metrics(r["id"], "epoch") for r in runs}
+    rows = result_rows(runs, epochs)
+    settings = sorted({row["setting"] for row in rows})
+    series = [(f"#{r['id']} {r['name']}", epochs[r["id"]]) for r in runs]
+    colours = [PALETTE[settings.index(row["setting"]) % len(PALETTE)] for row in rows]
     st.plotly_chart(charts.overlay_figure(series, metric, colours), key="ablation_curves",
                     width="stretch")
     table = aggregate(rows)
-    order = ["setting", "status", "runs", "best_test_acc", "best_test_acc_sd", "final_test_acc",
-             "final_test_acc_sd", "wall_s", "examples_per_sec", "params", "flops",
-             "train_memory_estimate_bytes", "peak_train_memory_bytes"]
-    st.dataframe(table, hide_index=True, width="stretch", column_order=order, column_config={
-        "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),
-        "best_test_acc_sd": st.column_config.NumberColumn("± sd", format="percent"),
-        "final_test_acc": st.column_config.NumberColumn("final test acc", format="percent"),
-        "final_test_acc_sd": st.column_config.NumberColumn("± sd", format="percent"),
-        "params": st.column_config.NumberColumn(format="localized"),
-        "flops": st.column_config.NumberColumn("FLOPs", format="localized"),
-        "examples_per_sec": st.column_config.NumberColumn("examples/sec", format="%.0f"),
-        "wall_s": st.column_config.NumberColumn("wall s", format="%.0f"),
-        "train_memory_estimate_bytes": st.column_config.NumberColumn("memory estimate", format="bytes"),
-        "peak_train_memory_bytes": st.column_config.NumberColumn(
-            "measured peak", format="bytes",
-            help="CUDA peak allocated on a GPU; on a CPU the process's peak resident memory "
-                 "(Python, torch and the data set included)."),
-    })
+    st.dataframe(table, hide_index=True, width="stretch", column_order=ABLATION_ORDER,
+                 column_config=ABLATION_COLUMNS)
     st.download_button("Download CSV", to_csv(table), "ablation.csv", "text/csv", key="ablation_csv")
     collapsed = [r for r in runs if r["status"] == "diverged"]
     if collapsed:

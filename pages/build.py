@@ -4,15 +4,16 @@ import streamlit as st
 from nin_explorer import charts, controls, help_text as H
 from nin_explorer.compare import compare_rows, gap_example
 from nin_explorer.export import from_query, pytorch_snippet, to_query
-from nin_explorer.plan import available_memory_bytes, memory_optimizer, memory_precision
+from nin_explorer.plan import available_memory_bytes
 from nin_explorer.presets import DESCRIPTIONS, PRESETS
 from nin_explorer.render import block_rows, human_bytes, human_count, table_rows
 from nin_explorer.spec import NetSpec, SpecError
+from nin_explorer.runs import measured_memory
 from nin_explorer.summary import OPTIMIZERS, PRECISIONS, MEMORY_BASIS, ShapeError, summarize
-from pages.common import NUMBER_COLUMNS, leave_pages_directory_mode, measured_memory, set_current_spec
+from pages.common import optional_store, page_title, set_current_spec
+from pages.widgets import NUMBER_COLUMNS, block_widgets, number, slider
 
-leave_pages_directory_mode()
-
+page_title("Build a NiN variant")
 ss = st.session_state
 W = "w."  # prefix of every widget key on this page
 
@@ -40,11 +41,6 @@ def on_upload():
         ss["upload_error"] = f"That file is not a usable spec, so nothing changed: {e}"
 
 
-def on_fix_last_block(channels: int):
-    ss[f"{W}b{ss[W + 'n_blocks']}.out_channels"] = channels
-    ss[f"{W}b{ss[W + 'n_blocks']}.widths_1x1"] = ""
-
-
 # --- first visit: a share link, else the preset ---
 if W + "n_blocks" not in ss:
     try:
@@ -62,63 +58,31 @@ if W + "n_blocks" not in ss:
 sb = st.sidebar
 sb.selectbox("Preset", list(PRESETS), key=W + "preset", on_change=on_preset, help=H.PRESET)
 sb.caption(DESCRIPTIONS.get(ss[W + "preset"], ""))
-sb.slider("Input size (height = width)", 8, 512, key=W + "input_size", help=H.INPUT_SIZE)
+slider(sb, "Input size (height = width)", W + "input_size", H.INPUT_SIZE)
 c1, c2 = sb.columns(2)
-c1.number_input("Input channels", 1, 4, key=W + "in_channels", help=H.IN_CHANNELS)
-c2.number_input("Classes", 2, 1000, key=W + "num_classes", help=H.CLASSES)
-sb.slider("Number of blocks", 1, 12, key=W + "n_blocks", help=H.N_BLOCKS)
+number(c1, "Input channels", W + "in_channels", H.IN_CHANNELS)
+number(c2, "Classes", W + "num_classes", H.CLASSES)
+slider(sb, "Number of blocks", W + "n_blocks", H.N_BLOCKS)
 for i in range(1, ss[W + "n_blocks"] + 1):
-    p = f"{W}b{i}."
-    for k, v in controls.block_controls(controls.DEFAULT_BLOCK).items():
-        ss.setdefault(p + k, v)
-    with sb.expander(f"Block {i}: {ss[p + 'kind']} → {ss[p + 'out_channels']} ch", expanded=False):
-        st.selectbox("Kind", ["nin", "conv", "inception"], key=p + "kind", help=H.KIND)
-        kind = ss[p + "kind"]
-        if kind == "inception":
-            st.text_input("Path widths c1, c2a, c2b, c3a, c3b, c4", key=p + "paths", help=H.PATHS,
-                          max_chars=controls.MAX_TEXT_CHARS)
-        else:
-            st.slider("Output channels", 1, 1024, key=p + "out_channels", help=H.OUT_CHANNELS)
-            a, b, c = st.columns(3)
-            a.number_input("Kernel", 1, 15, key=p + "kernel", help=H.KERNEL)
-            b.number_input("Stride", 1, 8, key=p + "stride", help=H.STRIDE)
-            c.number_input("Padding", 0, 10, key=p + "padding", help=H.PADDING)
-        if kind == "nin":
-            st.slider("Extra 1x1 convs", 0, 3, key=p + "n_extra_1x1", help=H.EXTRA_1X1)
-            st.text_input("1x1 widths (blank: same as output channels)", key=p + "widths_1x1",
-                          help=H.WIDTHS_1X1, max_chars=controls.MAX_TEXT_CHARS)
-        elif kind == "conv":
-            st.slider("Convs in the block", 1, 4, key=p + "n_convs", help=H.N_CONVS)
-        st.checkbox("BatchNorm after each conv", key=p + "batch_norm", help=H.BATCH_NORM)
-        st.selectbox("Pooling after the block", ["max", "avg", "none"], key=p + "pool", help=H.POOL)
-        if ss[p + "pool"] != "none":
-            a, b, c = st.columns(3)
-            a.number_input("Pool kernel", 1, 15, key=p + "pool_kernel", help=H.POOL_KERNEL)
-            b.number_input("Pool stride", 1, 8, key=p + "pool_stride", help=H.POOL_STRIDE)
-            c.number_input("Pool pad", 0, 7, key=p + "pool_padding", help=H.POOL_PADDING)
-        st.slider("Dropout after", 0.0, 0.9, step=0.05, key=p + "dropout", help=H.DROPOUT)
-sb.radio("Head", ["gap", "gap-linear", "fc"], key=W + "head", horizontal=True, help=H.HEAD)
+    block_widgets(sb, f"{W}b{i}.", i)
+sb.radio("Head", controls.CHOICES["head"], key=W + "head", horizontal=True, help=H.HEAD)
 if ss[W + "head"] == "fc":
     a, b = sb.columns(2)
-    a.number_input("Hidden FC layers", 0, 4, key=W + "fc_layers", help=H.FC_LAYERS)
-    b.number_input("Hidden width", 1, 16384, key=W + "fc_width", help=H.FC_WIDTH)
-    sb.slider("FC dropout", 0.0, 0.9, step=0.05, key=W + "fc_dropout", help=H.DROPOUT)
+    number(a, "Hidden FC layers", W + "fc_layers", H.FC_LAYERS)
+    number(b, "Hidden width", W + "fc_width", H.FC_WIDTH)
+    slider(sb, "FC dropout", W + "fc_dropout", H.DROPOUT)
 sb.divider()
 sb.caption("Memory estimate settings")
 ss.setdefault(W + "batch", 128)
-sb.select_slider("Batch size", [1, 8, 16, 32, 64, 128, 256, 512, 1024], key=W + "batch", help=H.BATCH)
+sb.select_slider("Batch size", controls.MEMORY_BATCH_SIZES, key=W + "batch", help=H.BATCH)
 a, b = sb.columns(2)
 precision = a.selectbox("Precision", PRECISIONS, key=W + "precision", help=H.PRECISION)
 optimizer = b.selectbox("Optimiser", OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER)
 
 # --- the spec and its summary ---
-st.title("Build a NiN variant")
 values = {k[len(W):]: v for k, v in ss.items() if isinstance(k, str) and k.startswith(W)}
 try:
-    spec = controls.controls_to_spec(values)
-    preset = PRESETS.get(values["preset"])
-    spec = spec.replace(name=values["preset"]) if spec.replace(name=preset.name) == preset \
-        else spec.replace(name=f"custom ({values['preset']})")
+    spec = controls.named_spec(values, PRESETS[values["preset"]])
     summary = summarize(spec, ss[W + "batch"], precision, optimizer)
 except ShapeError as e:
     st.error(str(e))
@@ -130,10 +94,10 @@ except ShapeError as e:
     st.stop()
 except SpecError as e:
     st.error(str(e))
-    last = values.get(f"b{values['n_blocks']}.out_channels")
-    if values.get("head") == "gap" and last != values.get("num_classes"):
-        st.button(f"Set the last block to {values['num_classes']} channels", on_click=on_fix_last_block,
-                  args=(values["num_classes"],))
+    fix = controls.last_block_fix(values)
+    if fix:
+        st.button(f"Set the last block to {values['num_classes']} channels",
+                  on_click=ss.update, args=({W + k: v for k, v in fix.items()},))
     st.stop()
 
 set_current_spec(spec)
@@ -166,16 +130,10 @@ with tabs[2]:
 with tabs[3]:
     st.plotly_chart(charts.memory_figure(summary), key="memory", width="stretch")
     st.markdown(MEMORY_BASIS)
-    measured = measured_memory(spec)
+    store = optional_store()   # the Build page works without a run store (no measurements)
+    measured = measured_memory(store, spec) if store else None
     if measured:
-        run, cfg = measured["run"], measured["run"]["config"]
-        device = run.get("device") or "?"
-        on_gpu = device.startswith("cuda")
-        est = summarize(spec, cfg["batch_size"],
-                        memory_precision(cfg["precision"], "cuda" if on_gpu else "cpu"),
-                        memory_optimizer(cfg["optimizer"])).memory
-        st.markdown(H.measured_memory_text(run["id"], device, cfg["batch_size"], est.train_bytes,
-                                           measured["train"], est.infer_bytes, measured["infer"], on_gpu))
+        st.markdown(H.measured_memory_text(**measured))
     else:
         st.caption("Train this exact network on the Train page to see measured peaks here.")
 with tabs[4]:

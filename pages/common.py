@@ -1,22 +1,18 @@
-"""Widget helpers shared by the pages (not a page itself: app.py does not list it)."""
+"""What every page shares (not a page itself: app.py lists the pages): the menu and frame, who
+the visitor is, the run store, the heading with its first-deep-link fix, the Build page's variant."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import streamlit as st
 
-from nin_explorer.presets import D2L, PRESETS
+from nin_explorer.presets import D2L
 from nin_explorer.spec import NetSpec
 
 BUILD_SPEC_KEY = "build_spec"
 # The browser tab's icon, served by this server: a `:material/...:` page icon makes the
 # browser fetch an SVG from fonts.gstatic.com (the menu's icons come from a bundled font).
 FAVICON = str(Path(__file__).resolve().parent.parent / "assets" / "favicon.png")
-NUMBER_COLUMNS = {
-    name: st.column_config.NumberColumn(name, format="localized")
-    for name in ("params", "MACs", "FLOPs", "activations", "fc_params", "flops")
-} | {name: st.column_config.NumberColumn(name, format="bytes")
-     for name in ("train_memory_bytes", "infer_memory_bytes")}
 
 
 # (file, title, icon, url path); the first is the default page. The icons are drawn by the menu's
@@ -84,15 +80,22 @@ def _role_line(who) -> None:
     st.caption(describe(who, Limits.from_env(), store.count_active(who.id)[1]))
 
 
-def leave_pages_directory_mode() -> None:
-    """Call first on every page. Until some session has called st.navigation, Streamlit runs
-    a fresh server's first deep link (/train) straight from pages/, without app.py; then the
-    page draws the frame itself and switches that mode off for every later run."""
+def page_title(title: str) -> None:
+    """A page's heading: every page calls it first, before any other widget.
+
+    It is also the one place for the first-deep-link fix. Streamlit keeps a server in "pages
+    directory" mode (a relic of its first multipage API, switched off only by st.navigation)
+    until some script calls st.navigation, and in that mode it runs a fresh server's first deep
+    link (/train) straight from pages/, without app.py: no frame, and the mode never ends. Here
+    such a page switches the mode off for every later run and draws app.py's frame itself.
+    Streamlit 1.67 offers no supported switch (the mode is on whenever pages/ sits beside the
+    main script). tests/test_page_common.py opens each page as a fresh server's first link."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         draw_frame()
+    st.title(title)
 
 
 def current_spec() -> NetSpec:
@@ -102,22 +105,6 @@ def current_spec() -> NetSpec:
 
 def set_current_spec(spec: NetSpec) -> None:
     st.session_state[BUILD_SPEC_KEY] = spec
-
-
-BUILD_VARIANT = "(the Build page's variant)"
-
-
-def preset_choice(label: str, key: str, help: str | None = None, include_current: bool = False,
-                  default: str = "d2l", on_change=None) -> NetSpec:
-    """A select box of presets, led by the Build page's variant when asked (and chosen by
-    default once the Build page has been visited); returns the spec."""
-    options = ([BUILD_VARIANT] if include_current else []) + list(PRESETS)
-    if key not in st.session_state:
-        st.session_state[key] = BUILD_VARIANT if include_current and BUILD_SPEC_KEY in st.session_state else default
-    name = st.selectbox(label, options, key=key, help=help, on_change=on_change)
-    if name == BUILD_VARIANT:
-        st.caption(f"Build page: **{current_spec().name}**")
-    return current_spec() if name not in PRESETS else PRESETS[name]
 
 
 def get_jobs():
@@ -156,46 +143,6 @@ def _store(home: str):
     return RunStore(home)
 
 
-def measured_rate(store, spec: NetSpec, device: str) -> float | None:
-    """examples/s of the latest finished run of this exact network on this device type."""
-    for run in store.list_runs(("completed", "stopped"), limit=50):
-        if run["spec"] == spec.to_dict() and (run.get("device") or "").startswith(device) \
-                and run.get("examples_per_sec"):
-            return run["examples_per_sec"]
-    return None
-
-
-def run_name(run: dict) -> str:
-    return f"#{run['id']} {run.get('name') or run['spec']['name']}"
-
-
-def run_label(run: dict) -> str:
-    acc = f" · best {run['best_test_acc']:.1%}" if run.get("best_test_acc") is not None else ""
-    return f"{run_name(run)} · {run['status']}{acc}"
-
-
-def run_title(run: dict) -> str:
-    """What never changes about a run: id, name, when it was queued. For pickers whose text
-    Streamlit does not redraw while their value stays the same (a status there would go stale)."""
-    import time
-    when = time.strftime("%d %b %H:%M", time.localtime(run["created"])) if run.get("created") else ""
-    return run_name(run) + (f" · {when}" if when else "")
-
-
-def runs_table(runs: list[dict]) -> list[dict]:
-    from nin_explorer.plan import human_duration
-    return [{
-        "run": r["id"], "name": r.get("name"), "status": r["status"],
-        "data set": r["config"].get("dataset"), "recipe": r["config"].get("recipe"),
-        "epochs": r["config"].get("epochs"), "batch": r["config"].get("batch_size"),
-        "lr": r["config"].get("lr"),
-        "best test acc": None if r.get("best_test_acc") is None else f"{r['best_test_acc']:.2%}",
-        "examples/sec": None if not r.get("examples_per_sec") else round(r["examples_per_sec"]),
-        "time": human_duration(r["wall_s"]) if r.get("wall_s") else None,
-        "device": r.get("device"),
-    } for r in runs]
-
-
 @st.cache_resource(max_entries=4, show_spinner="Loading the test set...")
 def test_set(name: str):
     """A data set's test split, loaded once per server (DataError when it cannot be had)."""
@@ -203,18 +150,11 @@ def test_set(name: str):
     return load_dataset(name, train=False)
 
 
-def measured_memory(spec: NetSpec) -> dict | None:
-    """Peak memory measured by the latest finished run of exactly this network, or None."""
+def optional_store():
+    """The run store, or None when its folder cannot be used: for a page that works without
+    runs (the Build page only shows measurements from them)."""
     from nin_explorer.store import StoreError, default_home
     try:
-        store = _store(str(default_home()))
+        return _store(str(default_home()))
     except StoreError:  # no usable run store: the Build page works without measurements
         return None
-    for run in store.list_runs(("completed", "stopped", "diverged"), limit=100):
-        if run["spec"] != spec.to_dict():
-            continue
-        epochs = store.metrics(run["id"], "epoch")
-        if epochs and epochs[-1].get("peak_train_memory_bytes"):
-            return {"run": run, "train": max(e.get("peak_train_memory_bytes") or 0 for e in epochs),
-                    "infer": max(e.get("peak_infer_memory_bytes") or 0 for e in epochs)}
-    return None

@@ -2,11 +2,10 @@
 import streamlit as st
 
 from nin_explorer import charts
-from nin_explorer.runs import differing_settings
-from pages.common import get_store, leave_pages_directory_mode, run_label, runs_table
+from nin_explorer.runs import differing_settings, run_label, runs_table
+from pages.common import get_store, page_title
 
-leave_pages_directory_mode()
-st.title("Compare runs")
+page_title("Compare runs")
 store = get_store()
 runs = store.list_runs(limit=500)
 if len(runs) < 2:

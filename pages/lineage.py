@@ -3,11 +3,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from nin_explorer.catalogue import DATASETS
+from nin_explorer.controls import ABLATION_LIMITS
 from nin_explorer.lineage import STORY, lineage_rows, measured_rows
-from pages.common import NUMBER_COLUMNS, get_store, leave_pages_directory_mode
+from pages.common import get_store, page_title
+from pages.widgets import NUMBER_COLUMNS
 
-leave_pages_directory_mode()
-st.title("NiN and its neighbours")
+page_title("NiN and its neighbours")
 st.markdown(STORY)
 rows = lineage_rows()
 names = [r["network"] for r in rows]
@@ -32,7 +33,7 @@ st.dataframe(rows, hide_index=True, width="stretch", column_config={
 st.subheader("Measured, from runs in the store")
 c1, c2 = st.columns(2)
 dataset = c1.selectbox("Data set", list(DATASETS), index=list(DATASETS).index("shapes"), key="lin_data")
-epochs = c2.number_input("Epochs", 1, 100, 2, key="lin_epochs")
+epochs = c2.number_input("Epochs", *ABLATION_LIMITS["epochs"], 2, key="lin_epochs")
 measured = measured_rows(get_store().list_runs(limit=1000), dataset, int(epochs))
 if measured:
     st.dataframe(measured, hide_index=True, width="stretch", column_config={

@@ -7,26 +7,16 @@ import torch
 from nin_explorer import charts, help_text as H
 from nin_explorer.data import DataError
 from nin_explorer.images import IMAGE_EXTENSIONS
-from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, CheckpointError, ImageError,
-                               analyse_test_set, cached_analysis, channel_order, class_maps,
-                               identity_gap, image_from_upload, load_upload,
-                               most_confident_mistakes, open_checkpoint, upload_dataset)
-from pages.common import get_store, leave_pages_directory_mode, test_set
+from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageError,
+                               analyse_test_set, cached_analysis, class_maps,
+                               identity_gap, image_from_upload, load_upload, open_checkpoint,
+                               most_confident_mistakes, upload_dataset)
+from nin_explorer.runs import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
+from pages.common import get_store, page_title, test_set
+from pages.widgets import block_maps_expander, checkpoint_or_reason, test_set_figures
 
 
-@st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
-def checkpoint_or_reason(key: str, _load):
-    """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an
-    upload's sha256 or a run's checkpoint path and time, whichever visitor asks and however
-    often the page reruns."""
-    try:
-        return _load()
-    except CheckpointError as e:
-        return str(e)
-
-
-leave_pages_directory_mode()
-st.title("GAP feature maps")
+page_title("GAP feature maps")
 st.markdown(H.GAP_INTRO)
 
 store = get_store()
@@ -35,27 +25,19 @@ source = st.radio("Network", ["A run from the store", "Upload a checkpoint"], ho
                   key="maps_source")
 ckpt = run = None
 if source == "A run from the store":
-    runs = [r for r in store.list_runs(("completed", "stopped", "diverged", "interrupted"))
-            if store.checkpoint_path(r["id"]).exists()]
+    runs = runs_with_checkpoint(store)
     if not runs:
         st.info("No run has a checkpoint yet. Train one on the Train page (the `tiny` preset on "
                 "`shapes` takes about a minute), or upload a checkpoint.")
         st.stop()
-    labels = {r["id"]: f"#{r['id']} {r.get('name') or r['spec']['name']} · {r['config']['dataset']}"
-              f" · {r['status']}" + (f" · best {r['best_test_acc']:.1%}" if r.get("best_test_acc") else "")
-              for r in runs}
-    wanted = st.query_params.get("run")
+    labels = {r["id"]: checkpoint_label(r) for r in runs}
     ids = list(labels)
-    index = next((k for k, i in enumerate(ids) if str(i) == wanted), 0)  # no int() of a URL
-    run_id = st.selectbox("Run", ids, index=index, format_func=labels.get, key="maps_run")
+    run_id = st.selectbox("Run", ids, index=index_of(ids, st.query_params.get("run")),
+                          format_func=labels.get, key="maps_run")
     st.query_params["run"] = str(run_id)
     run = store.get_run(run_id)
-    path = store.checkpoint_path(run_id)
-    try:
-        written_ns = path.stat().st_mtime_ns
-    except OSError:  # deleted since the list was made: the load says so
-        written_ns = 0
-    ckpt = checkpoint_or_reason(f"run {path} {written_ns}", lambda: open_checkpoint(path))
+    path, version = checkpoint_version(store, run_id)
+    ckpt = checkpoint_or_reason(version, lambda: open_checkpoint(path))
 else:
     up = st.file_uploader("Checkpoint (.pt, weights only)", type=["pt", "pth"], key="maps_ckpt",
                           max_upload_size=MAX_UPLOAD_BYTES // 2**20,
@@ -151,16 +133,7 @@ if image is not None:
     st.markdown(H.identity_text(r.kind, classes, maps.mean((1, 2)).tolist(), logits,
                                 float(identity_gap(r)), pred))
 
-    with st.expander("Any block's feature maps for this image"):
-        block = st.selectbox("Block", list(r.block_outputs), index=len(r.block_outputs) - 1, key="maps_block")
-        fm = r.block_outputs[block][0]                            # (C, h, w)
-        order = channel_order(fm) if st.toggle("Sort by mean activation", True, key="maps_sort") else list(range(len(fm)))
-        order = order[:64]
-        st.plotly_chart(charts.maps_grid_figure(fm[order], [f"ch {i}: {fm[i].mean():.2f}" for i in order],
-                                                cols=8, cell_px=90),
-                        key="block_maps", width="stretch")
-        if len(fm) > 64:
-            st.caption(f"The first 64 of {len(fm)} channels.")
+    block_maps_expander(r.block_outputs)
 
 # --- 3. the whole test set ---
 if data is not None:
@@ -175,17 +148,7 @@ if data is not None:
         bar.empty()
     analysis = st.session_state.get(key)
     if analysis is not None:
-        st.metric("Test accuracy", f"{analysis.accuracy:.2%}")
-        mm = analysis.mean_maps                                    # (K true, K channels, h, w)
-        k = len(classes)
-        st.markdown(H.CLASS_GRID)
-        st.plotly_chart(charts.maps_grid_figure(mm.reshape(k * k, *mm.shape[-2:]),
-                                                [f"ch {classes[j][:8]}" if i == 0 else "" for i in range(k) for j in range(k)],
-                                                cols=k, cell_px=70, row_labels=[f"true {c[:10]}" for c in classes]),
-                        key="class_grid", width="stretch")
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(charts.confusion_figure(analysis.confusion, classes), key="confusion", width="stretch")
-        c2.plotly_chart(charts.per_class_figure(analysis.per_class_accuracy, classes), key="per_class", width="stretch")
+        test_set_figures(analysis, classes)
 
 st.divider()
 st.markdown(H.GAP_TEACHING)

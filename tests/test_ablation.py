@@ -72,3 +72,22 @@ def test_aggregate_mean_and_spread_over_seeds_and_csv():
     parsed = list(csv.DictReader(io.StringIO(to_csv(aggregate(rows)))))
     assert [p["setting"] for p in parsed] == ["a", "b"]
     assert float(parsed[0]["best_test_acc"]) == pytest.approx(0.7)
+
+
+def test_an_ablation_run_keeps_its_setting_in_its_config():
+    """The results table groups by the setting recorded at submit, not by the run's name;
+    a run stored before that field existed falls back to its name."""
+    from nin_explorer.ablation import result_rows, run_setting
+    runs = expand(TINY, CFG, {"head": ["gap", "fc"]}, seeds=2)
+    assert {r.config.ablation_setting for r in runs} == {"Head = gap", "Head = fc"}
+    assert runs[0].name == "Head = gap · seed 0"
+    stored = [{"id": i, "name": "renamed by hand", "status": "completed", "spec": r.spec.to_dict(),
+               "config": r.config.to_dict()} for i, r in enumerate(runs)]
+    old = {"id": 9, "name": "Head = fc · seed 1", "status": "completed", "spec": TINY.to_dict(),
+           "config": {k: v for k, v in CFG.to_dict().items() if k != "ablation_setting"}}
+    assert run_setting(old) == "Head = fc"
+    rows = result_rows(stored + [old], {i: [] for i in (0, 1, 2, 3, 9)})
+    assert [r["setting"] for r in rows] == ["Head = gap"] * 2 + ["Head = fc"] * 3
+    table = {r["setting"]: r for r in aggregate(rows)}
+    assert table["Head = fc"]["runs"] == 3
+    assert table["Head = fc"]["params"] == summarize(runs[2].spec).params

@@ -48,3 +48,20 @@ def test_overlong_text_is_refused_in_the_core():
         controls_to_spec(values)
     with pytest.raises(SpecError, match="name has 25,000,000 characters"):
         controls_to_spec(spec_to_controls(D2L) | {"name": "x" * 25_000_000})
+
+
+def test_every_preset_fits_the_build_pages_widgets():
+    """controls.LIMITS holds the widgets' bounds (test_page_build checks the page reads them)."""
+    from nin_explorer.controls import check_fits
+    for spec in PRESETS.values():
+        check_fits(spec_to_controls(spec))
+
+
+def test_named_spec_and_the_gap_fix():
+    from nin_explorer.controls import last_block_fix, named_spec
+    values = spec_to_controls(D2L)
+    assert named_spec(values, D2L).name == "d2l"
+    changed = values | {"num_classes": 7}
+    assert named_spec(changed | {"b4.out_channels": 7}, D2L).name == "custom (d2l)"
+    assert last_block_fix(values) is None
+    assert last_block_fix(changed) == {"b4.out_channels": 7, "b4.widths_1x1": ""}

@@ -104,6 +104,28 @@ def test_every_page_loads_without_exception(server, page, path):
     screenshot(page, f"page-{path}")
 
 
+def test_a_fresh_servers_first_deep_link_gets_the_frame(tmp_path, shapes_root, page):
+    """A server's very first request is /train (a bookmark, a teacher's link): Streamlit runs
+    that page from pages/ without app.py; pages/common.py page_title draws the frame then, and
+    the menu's links lead on to pages that draw it once."""
+    from playwright.sync_api import expect
+    with streamlit_server(tmp_path, data=shapes_root) as url:
+        page.goto(f"{url}/train?run=1")
+        wait_for_app(page)
+        expect(page.get_by_test_id("stMain").locator("h1").first).to_have_text(HEADINGS["train"],
+                                                                                 timeout=30_000)
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_text("NiN Explorer")).to_have_count(1)
+        no_exception(page)
+        sidebar.get_by_role("link", name="Compare").click()
+        wait_for_app(page)
+        expect(page.get_by_test_id("stMain").locator("h1").first).to_have_text(HEADINGS["compare"],
+                                                                                 timeout=30_000)
+        expect(sidebar.get_by_text("NiN Explorer")).to_have_count(1)
+        assert page.url.rstrip("/").endswith("/compare")
+        no_exception(page)
+
+
 def test_build_slider_updates_table_and_url(server, page):
     from playwright.sync_api import expect
     page.goto(server)

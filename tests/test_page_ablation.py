@@ -68,6 +68,15 @@ def test_many_runs_warned_and_bad_plan_refused():
     assert "at least one value" in at.error[0].value
 
 
+def test_the_plans_widgets_read_their_bounds_from_the_core():
+    from nin_explorer.controls import ABLATION_LIMITS
+    at = page("pages/ablation.py")
+    for widget, name in ((at.number_input(key="a.epochs"), "epochs"),
+                         (at.number_input(key="a.subset"), "max_train_examples"),
+                         (at.slider(key="a.seeds"), "seeds")):
+        assert (widget.min, widget.max) == ABLATION_LIMITS[name], name
+
+
 def test_compare_needs_two_runs_and_shows_differences(use_trained_home):
     at = page("pages/compare.py")
     assert not at.exception

@@ -147,3 +147,25 @@ def test_a_huge_fc_twin_is_reported_not_raised():
 def test_extreme_settings_give_messages_not_exceptions(values):
     at = settle(values)
     assert not at.exception and bool(at.error) != ("Parameters" in metrics(at)), values  # or totals
+
+
+def test_every_build_widget_reads_its_bounds_and_choices_from_the_core():
+    """Each numeric widget's min and max are controls.LIMITS' (a nin, a conv and an fc head
+    open every widget); the choice lists are the spec's and controls' own."""
+    from nin_explorer import controls
+    from nin_explorer.spec import BLOCK_KINDS, HEADS, POOLS
+    at = app()
+    at.sidebar.radio(key="w.head").set_value("fc").run()
+    at.sidebar.selectbox(key="w.b2.kind").set_value("conv").run()
+    assert not at.exception
+    seen = set()
+    for widget in [*at.sidebar.slider, *at.sidebar.number_input]:
+        name = widget.key.rpartition(".")[2]
+        if name in controls.LIMITS:
+            assert (widget.min, widget.max) == controls.LIMITS[name], widget.key
+            seen.add(name)
+    assert seen == set(controls.LIMITS)
+    assert at.sidebar.selectbox(key="w.b1.kind").options == list(BLOCK_KINDS)
+    assert at.sidebar.selectbox(key="w.b1.pool").options == list(POOLS)
+    assert at.sidebar.radio(key="w.head").options == list(HEADS)
+    assert at.sidebar.select_slider(key="w.batch").options == [str(b) for b in controls.MEMORY_BATCH_SIZES]

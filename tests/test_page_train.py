@@ -135,3 +135,43 @@ def test_a_server_for_the_network_without_a_token_has_visitors(monkeypatch):
     at = train_page(run=str(theirs))
     assert "You are a visitor" in " ".join(c.value for c in at.sidebar.caption)
     assert not [b for b in at.button if b.key == "t.stop"]
+
+
+def failed_on(dataset: str, error: str) -> int:
+    store = RunStore()
+    run_id = store.create_run(TINY.to_dict(), {**CFG.to_dict(), "dataset": dataset},
+                              name=f"tiny on {dataset}", owner=ALICE, status="running")
+    store.set_status(run_id, "failed", error=error)
+    return run_id
+
+
+def test_the_offline_button_follows_a_missing_download_not_the_words_of_the_error():
+    """Offered when the run's data set never reached this machine (here: Fashion-MNIST, not
+    downloaded), whatever its error says; not for a run whose error merely names 'shapes'."""
+    words = failed_on("shapes", "Unknown data set 'shapes-x'; choose one of 'shapes', ...")
+    at = train_page(v=ALICE, run=str(words))
+    assert not at.exception
+    assert not [b for b in at.button if b.key == "t.offline"]
+    download = failed_on("fashion-mnist", "The worker exited with code 1.")
+    at = train_page(v=ALICE, run=str(download))
+    at.button(key="t.offline").click().run()
+    assert not at.exception
+    newest = RunStore().list_runs()[0]
+    assert newest["config"]["dataset"] == "shapes" and newest["name"] == "tiny on shapes"
+    assert newest["status"] == "queued" and at.selectbox(key="t.open").value == newest["id"]
+
+
+def test_the_settings_read_their_bounds_and_choices_from_the_core():
+    from nin_explorer import controls, train
+    at = train_page(v=ALICE)
+    assert not at.exception
+    bounds = {"t.epochs": "epochs", "t.lr": "lr", "t.subset": "max_train_examples", "t.seed": "seed"}
+    for key, name in bounds.items():
+        box = at.number_input(key=key)
+        assert (box.min, box.max) == controls.TRAIN_LIMITS[name], key
+    size = next(b for b in at.number_input if b.key.startswith("t.size."))
+    assert (size.min, size.max) == controls.LIMITS["input_size"]
+    assert at.select_slider(key="t.batch_size").options == [str(b) for b in controls.TRAIN_BATCH_SIZES]
+    for key, choices in (("t.optimizer", train.OPTIMIZERS), ("t.schedule", train.SCHEDULES),
+                         ("t.precision", train.PRECISIONS), ("t.device", train.DEVICES)):
+        assert at.selectbox(key=key).options == list(choices), key

@@ -204,22 +204,6 @@ def test_build_page_survives_nested_and_absurd_links_and_uploads():
     assert "more than the limit" in at.error[0].value
 
 
-def test_widget_limits_match_the_build_page_and_fit_every_preset():
-    from nin_explorer.controls import LIMITS, check_fits, spec_to_controls
-    from nin_explorer.presets import PRESETS
-
-    source = (ROOT / "pages" / "build.py").read_text()
-    for name, (low, high) in LIMITS.items():
-        line = re.search(rf'^(.*)key=(?:W|p) \+ "{name}"', source, re.M)
-        assert line, f"no widget for {name}"
-        if "LIMITS" not in line.group(1):
-            args = re.sub(r'"[^"]*"', "", line.group(1))             # drop the label
-            numbers = re.findall(r"(?<![\w.])(\d+(?:\.\d+)?)", args)
-            assert [float(n) for n in numbers[:2]] == [low, high], (name, line.group(1))
-    for spec in PRESETS.values():
-        check_fits(spec_to_controls(spec))
-
-
 # --- uploads and user folders ---
 
 def png_bytes(size=(40, 30), mode="RGB") -> bytes:
