@@ -11,7 +11,7 @@ import torch
 
 from conftest import ROOT
 from fixtures.make_compat_store import FAILING, TRAINED, fixed_input
-from nin_explorer.maps import load_checkpoint
+from nin_explorer.maps import open_checkpoint
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec
 from nin_explorer.store import RunStore
@@ -64,7 +64,7 @@ def test_old_metric_rows_read_as_they_were_written(home):
 
 
 def test_old_checkpoint_loads_and_predicts_what_it_predicted(home):
-    ckpt = load_checkpoint(RunStore(home).checkpoint_path(1))
+    ckpt = open_checkpoint(RunStore(home).checkpoint_path(1))
     tiny = get_preset("tiny")   # as trained: the modern recipe puts BatchNorm in every block
     assert ckpt.spec == tiny.replace(blocks=tuple(replace(b, batch_norm=True)
                                                   for b in tiny.blocks))
