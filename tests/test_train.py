@@ -264,3 +264,59 @@ def test_gap_head_spec_with_three_classes_trains():
                    torch.randint(0, 3, (64,)), ["a", "b", "c"])
     result, _, _ = run(spec, small(max_train_examples=None, batch_size=16), data, data)
     assert result.status == "completed" and 0 <= result.final_test_acc <= 1
+
+
+# --- the loop's arithmetic, pinned ---
+
+def pinned_data():
+    g = torch.Generator().manual_seed(123)
+
+    def split(n):
+        return Dataset("pin", torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g),
+                       torch.randint(0, 10, (n,), generator=g), [str(i) for i in range(10)])
+    return split(96), split(40)
+
+
+# Produced by the loop before it was split into data, metric window and budget objects (CPU,
+# fp32): a refactor of train() must give these numbers. A ragged eval_every (a point at each
+# epoch's end), a subset, a resize and a ragged last evaluation batch are all on the path.
+PINNED = {
+    "modern": dict(
+        steps=[(3, 0.75, 2.3012917836507163, 0.14583333333333334, 0.05),
+               (4, 1.0, 2.3022713661193848, 0.0625, 0.04166666666666667),
+               (6, 1.5, 2.2074451446533203, 0.65625, 0.025),
+               (8, 2.0, 2.2401695251464844, 0.4375, 0.008333333333333331)],
+        epochs=[(4, 1, 2.3015365600585938, 0.125, 2.3015370686848957, 0.16666666666666666,
+                 0.04166666666666667),
+                (8, 2, 2.2238073348999023, 0.546875, 2.295948791503906, 0.16666666666666666,
+                 0.008333333333333331)],
+        weights=1846.1749430320185),
+    "book": dict(
+        steps=[(3, 0.75, 2.3308585484822593, 0.125, 0.05), (4, 1.0, 2.3432466983795166, 0.25, 0.05),
+               (6, 1.5, 2.3264875411987305, 0.0625, 0.05), (8, 2.0, 2.1916747093200684, 0.25, 0.05)],
+        epochs=[(4, 1, 2.3339555263519287, 0.15625, 2.3242813110351563, 0.03333333333333333, 0.05),
+                (8, 2, 2.2590811252593994, 0.15625, 2.3402313232421874, 0.06666666666666667, 0.05)],
+        weights=2632.861203696718),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(PINNED))
+def test_seeded_run_gives_the_pinned_numbers(recipe):
+    cfg = TrainConfig.from_dict({
+        "recipe": recipe, "epochs": 2, "batch_size": 16, "max_train_examples": 64,
+        "max_test_examples": 30, "eval_batch_size": 8, "eval_every": 3, "seed": 5,
+        "input_size": 32, "device": "cpu", "lr": 0.05})
+    result, events, states = run(TINY, cfg, *pinned_data())
+    steps = [(e["step"], e["epoch"], e["train_loss"], e["train_acc"], e["lr"])
+             for e in events if e["kind"] == "step"]
+    epochs = [(e["step"], e["epoch"], e["train_loss"], e["train_acc"], e["test_loss"],
+               e["test_acc"], e["lr"]) for e in events if e["kind"] == "epoch"]
+    want = PINNED[recipe]
+    assert (result.status, result.epochs, result.steps) == ("completed", 2, 8)
+    assert [r[:2] for r in steps] == [r[:2] for r in want["steps"]]
+    assert steps == [pytest.approx(r, rel=1e-6, abs=1e-6) for r in want["steps"]]
+    assert epochs == [pytest.approx(r, rel=1e-6, abs=1e-6) for r in want["epochs"]]
+    assert (result.train_loss, result.final_test_loss, result.final_test_acc) == pytest.approx(
+        want["epochs"][-1][2:3] + want["epochs"][-1][4:6], rel=1e-6)
+    weights = sum(float(v.double().abs().sum()) for v in states[-1]["model"].values())
+    assert weights == pytest.approx(want["weights"], rel=1e-6)
