@@ -40,7 +40,7 @@ from e2e_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 from nin_explorer.data import default_root, load_dataset  # noqa: E402
 from nin_explorer.jobs import JobManager  # noqa: E402
 from nin_explorer.presets import TINY  # noqa: E402
-from nin_explorer.train import TrainConfig  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
 
 CAPTION_HAS = """size => Array.from(document.querySelectorAll("[data-testid='stCaptionContainer']"))
     .some(e => e.textContent.includes(`input 1 x ${size} x ${size}`))"""

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from nin_explorer.data import load_dataset  # noqa: E402
 from nin_explorer.jobs import JobManager  # noqa: E402
 from nin_explorer.presets import get_preset  # noqa: E402
-from nin_explorer.train import TrainConfig  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
 
 FINISHED = ("completed", "stopped", "diverged", "failed", "interrupted")
 

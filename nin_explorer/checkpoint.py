@@ -15,7 +15,7 @@ from .build import build_model
 from .spec import NetSpec, SpecError
 from .store import CheckpointError
 from .summary import summarize
-from .train import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig
 
 MAX_UPLOAD_PARAMS = 50_000_000   # an upload's network, counted from its spec before building
 MAX_PICKLE_BYTES = 256 * 2**10   # the object table: 3 kB for d2l, 38 kB for GoogLeNet with BN

@@ -25,7 +25,7 @@ from .roles import (TEACHER, Limits, check_ablation_size, check_quota, check_sto
                     check_teacher)
 from .spec import NetSpec
 from .store import ERROR_DETAIL_CHARS, RunStore, git_commit, process_alive, process_start
-from .train import TrainConfig
+from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ def _flatten(prefix: str, value, out: dict) -> None:
 def settings(run: dict) -> dict:
     """A run's spec and config as flat 'spec.blocks[2].kernel'-style keys; a config stored
     before a setting existed gets that setting's default, so it does not look different."""
-    from .train import ConfigError, TrainConfig
+    from .config import ConfigError, TrainConfig
 
     try:
         config = TrainConfig.from_dict(run["config"]).to_dict()

@@ -12,7 +12,8 @@ from nin_explorer.plan import human_duration
 from nin_explorer.roles import RoleError, may_stop
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.summary import summarize
-from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
+from nin_explorer.config import RECIPES, ConfigError, TrainConfig
+from nin_explorer.devices import resolve_device
 from pages.common import get_jobs, leave_pages_directory_mode, preset_choice, visitor
 
 leave_pages_directory_mode()

@@ -4,7 +4,8 @@ import streamlit as st
 from nin_explorer import charts, controls, help_text as H
 from nin_explorer.compare import compare_rows, gap_example
 from nin_explorer.export import from_query, pytorch_snippet, to_query
-from nin_explorer.plan import available_memory_bytes, memory_optimizer, memory_precision
+from nin_explorer.config import memory_settings
+from nin_explorer.plan import available_memory_bytes
 from nin_explorer.presets import DESCRIPTIONS, PRESETS
 from nin_explorer.render import block_rows, human_bytes, human_count, table_rows
 from nin_explorer.spec import NetSpec, SpecError
@@ -171,9 +172,8 @@ with tabs[3]:
         run, cfg = measured["run"], measured["run"]["config"]
         device = run.get("device") or "?"
         on_gpu = device.startswith("cuda")
-        est = summarize(spec, cfg["batch_size"],
-                        memory_precision(cfg["precision"], "cuda" if on_gpu else "cpu"),
-                        memory_optimizer(cfg["optimizer"])).memory
+        est = summarize(spec, cfg["batch_size"], *memory_settings(
+            cfg["precision"], cfg["optimizer"], "cuda" if on_gpu else "cpu")).memory
         st.markdown(H.measured_memory_text(run["id"], device, cfg["batch_size"], est.train_bytes,
                                            measured["train"], est.infer_bytes, measured["infer"], on_gpu))
     else:

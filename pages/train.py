@@ -9,8 +9,8 @@ from nin_explorer.render import human_bytes
 from nin_explorer.roles import RoleError, may_stop, public_error
 from nin_explorer.spec import SpecError
 from nin_explorer.presets import PRESETS
-from nin_explorer.train import (RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults,
-                                resolve_device)
+from nin_explorer.config import RECIPES, ConfigError, TrainConfig, apply_recipe, recipe_defaults
+from nin_explorer.devices import resolve_device
 from pages.common import (current_spec, get_jobs, leave_pages_directory_mode, measured_rate,
                           preset_choice, run_title, runs_table, visitor)
 

@@ -22,7 +22,7 @@ from nin_explorer.jobs import RECONCILE_EVERY_S, JobManager
 from nin_explorer.maps import load_checkpoint
 from nin_explorer.presets import TINY
 from nin_explorer.store import RunStore, process_alive
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 from nin_explorer.worker import HEARTBEAT_S, execute_run
 from test_reliability import assert_intact, earlier  # noqa: F401  (earlier: a fixture)
 

@@ -11,7 +11,7 @@ from nin_explorer.jobs import JobManager
 from nin_explorer.presets import get_preset
 from nin_explorer.roles import TEACHER, Limits, QuotaError, RoleError
 from nin_explorer.spec import SpecError
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 
 TINY = get_preset("tiny")
 CFG = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "max_train_examples": 256})

@@ -13,7 +13,7 @@ from nin_explorer.jobs import JobManager, default_at_once
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.store import RunStore, load_checkpoint
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 
 TINY = get_preset("tiny")
 
