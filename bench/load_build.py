@@ -43,7 +43,7 @@ from nin_explorer.data import default_root, load_dataset  # noqa: E402
 from nin_explorer.jobs import JobManager  # noqa: E402
 from nin_explorer.presets import TINY  # noqa: E402
 from nin_explorer.tables import ACTIVE  # noqa: E402
-from nin_explorer.train import TrainConfig  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
 
 # A classroom server: a teacher token is set, so every page but the first is a visitor's.
 TEACHER_TOKEN = secrets.token_urlsafe(16)

@@ -27,7 +27,7 @@ from nin_explorer.data import load_dataset  # noqa: E402
 from nin_explorer.jobs import JobManager  # noqa: E402
 from nin_explorer.presets import get_preset  # noqa: E402
 from nin_explorer.tables import FINISHED  # noqa: E402
-from nin_explorer.train import TrainConfig  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
 
 
 def run_queue(spec, cfg: TrainConfig, runs: int, at_once: int, split_threads: bool,

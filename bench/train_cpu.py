@@ -24,7 +24,8 @@ import torch  # noqa: E402
 
 from nin_explorer.data import load_dataset  # noqa: E402
 from nin_explorer.presets import get_preset  # noqa: E402
-from nin_explorer.train import TrainConfig, train  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
+from nin_explorer.train import train  # noqa: E402
 
 
 def run_budget(spec, cfg, train_data, test_data) -> tuple[dict, list[dict]]:

@@ -37,7 +37,8 @@ from torch import nn  # noqa: E402
 
 from nin_explorer.build import build_model, init_xavier  # noqa: E402
 from nin_explorer.presets import get_preset  # noqa: E402
-from nin_explorer.train import TrainConfig, train  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
+from nin_explorer.train import train  # noqa: E402
 
 
 def load_images(n: int, source: str, train: bool = True):

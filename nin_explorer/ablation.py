@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .spec import NetSpec, SpecError
 from .summary import summarize
-from .train import TrainConfig
+from .config import TrainConfig
 
 MAX_RUNS = 48          # hard cap on one ablation's queue
 WARN_RUNS = 12         # above this the page warns about the time it takes

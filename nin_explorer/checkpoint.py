@@ -19,7 +19,7 @@ from .files import atomic_save, remove_stale_tmp
 from .spec import NetSpec, SpecError
 from .store import StoreError
 from .summary import summarize
-from .train import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig
 
 MAX_UPLOAD_PARAMS = 50_000_000   # an upload's network, counted from its spec before building
 MAX_PICKLE_BYTES = 256 * 2**10   # the object table: 3 kB for d2l, 38 kB for GoogLeNet with BN

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
+from .config import TrainConfig, setting_types
 from .presets import PRESETS, get_preset
 from .render import summary_json, summary_text
 from .spec import MAX_SPEC_JSON_BYTES, NetSpec, SpecError
@@ -56,15 +58,8 @@ def cmd_summary(args) -> int:
 
 # --- train and runs ---
 
-# flag -> TrainConfig field; flags left out take the recipe's defaults
-_TRAIN_FLAGS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule",
-                "warmup_epochs", "label_smoothing", "recipe", "precision", "device", "seed",
-                "eval_every", "max_train_examples", "max_test_examples", "time_budget_s",
-                "compile", "eval_batch_size", "fused_optimizer")
-
-
-def _train_config(args, network: str):
-    from .train import TrainConfig, recipe_defaults
+def _train_config(args, network: str) -> TrainConfig:
+    from .config import recipe_defaults
 
     values = {}
     if args.train_config:
@@ -74,9 +69,9 @@ def _train_config(args, network: str):
             raise CliError(f"{args.train_config} is not valid JSON ({e})") from None
         if not isinstance(values, dict):
             raise CliError(f"{args.train_config} must hold a JSON object of training settings")
-    values.update({k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None})
-    if args.input_size is not None:
-        values["input_size"] = args.input_size
+    # a flag left out (None) keeps the file's value, else the recipe's default
+    values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                   if getattr(args, f.name) is not None})
     # the recipe's per-network defaults (course notes) under anything given explicitly
     values = {**recipe_defaults(values.get("recipe", "book"), network), **values}
     return TrainConfig.from_dict(values)
@@ -108,7 +103,7 @@ class _Progress:
 def cmd_train(args) -> int:
     """Train and record one run. Under torchrun every rank runs this; rank 0 records the run."""
     from .data import DataError, dataset_info
-    from .train import ConfigError, apply_recipe
+    from .config import ConfigError, apply_recipe
     from .worker import run_on_ranks
 
     spec = load_spec(args.preset or "tiny", args.config, None)
@@ -213,40 +208,32 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_config_flags(parser) -> None:
+    """One flag per TrainConfig field, with the field's help text. A flag left out is None, so
+    the recipe's default applies. No choices= here: TrainConfig says what is wrong, in a line."""
+    for f in fields(TrainConfig):
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        if flag is None:   # bookkeeping the app records, not a training option
+            continue
+        kind, _ = setting_types()[f.name]
+        help_text = f.metadata["help"].replace("%", "%%")
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=help_text)
+            continue
+        if kind is int and f.metadata.get("positive"):
+            kind = _positive_int
+        parser.add_argument(flag, dest=f.name, type=None if kind is str else kind,
+                            metavar=f.metadata.get("metavar"), help=help_text)
+
+
 def _add_train_parser(sub) -> None:
-    # no choices= here: TrainConfig validates (and importing train.py would load torch)
     t = sub.add_parser("train", help="train a network here and record the run")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None, help="default: tiny")
     t.add_argument("--config", metavar="FILE.json", help="a spec saved from the Build page")
     t.add_argument("--train-config", metavar="FILE.json",
                    help="training settings as JSON; the flags below override them")
-    t.add_argument("--input-size", type=_positive_int,
-                   help="resize images to this size (default: the network's)")
-    t.add_argument("--dataset", help="shapes (default), shapes-hard, fashion-mnist, ...")
-    t.add_argument("--recipe", help="book (default) or modern; sets the defaults of the "
-                   "settings below")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--lr", type=float, help="(peak) learning rate")
-    t.add_argument("--optimizer", help="sgd, sgd-momentum, adamw or adam")
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--schedule", help="constant, cosine or onecycle")
-    t.add_argument("--warmup-epochs", type=float)
-    t.add_argument("--label-smoothing", type=float)
-    t.add_argument("--precision", help="fp32 or bf16 (bf16 applies on CUDA only)")
-    t.add_argument("--device", help="auto (default), cpu, cuda or mps")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--eval-every", type=_positive_int, help="steps per point of the curve")
-    t.add_argument("--max-train-examples", type=_positive_int, help="train on a random subset")
-    t.add_argument("--max-test-examples", type=_positive_int,
-                   help="evaluate on the first N test images")
-    t.add_argument("--time-budget", dest="time_budget_s", type=float, metavar="SECONDS")
-    t.add_argument("--compile", metavar="MODE", help="torch.compile: off (default), default or "
-                   "reduce-overhead (CUDA graphs); slow to start, worth it on a GPU")
-    t.add_argument("--eval-batch-size", type=_positive_int,
-                   help="batch size for evaluation (default: the training batch size)")
-    t.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction, default=None,
-                   help="one fused kernel per optimiser step on CUDA (default: on)")
+    _add_config_flags(t)
     t.add_argument("--name", help="a label for the run")
     t.add_argument("--home", help="run store folder (default: $NIN_EXPLORER_HOME or "
                    "~/.cache/nin-explorer)")

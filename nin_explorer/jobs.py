@@ -28,7 +28,7 @@ from .provenance import REPO_ROOT, git_commit
 from .spec import NetSpec
 from .store import ERROR_DETAIL_CHARS, RunStore
 from .tables import ACTIVE
-from .train import TrainConfig
+from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from .spec import NetSpec
 from .summary import summarize
 from .checkpoint import CheckpointError  # noqa: F401 (pages catch it from here)
 from .checkpoint import load_checkpoint
-from .train import to_input  # the same scaling and resizing as in training
+from .device_data import to_input  # the same scaling and resizing as in training
 
 MAX_UPLOAD_BYTES = 16 * 2**20
 ANALYSIS_MEMORY_BYTES = 256 * 2**20  # one batch of the test-set analysis, in the server process

@@ -13,6 +13,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from .config import apply_recipe, memory_settings
 from .render import human_bytes
 from .spec import NetSpec, SpecError
 from .summary import Memory, summarize
@@ -47,16 +48,6 @@ def adapt_spec(spec: NetSpec, channels: int, num_classes: int) -> NetSpec:
 # `shapes` peaks at ~0.9-1 GB resident on the CPU for an 82 MiB estimate, docs/BENCHMARKS.md);
 # on a GPU the CUDA context and cuDNN workspaces (a guess until measured there).
 RUNTIME_BYTES = {"cpu": 800 * 2**20, "mps": 800 * 2**20, "cuda": 600 * 2**20}
-
-
-def memory_optimizer(optimizer: str) -> str:
-    """The summary's optimiser for a training optimiser (AdamW keeps Adam's two moments)."""
-    return {"adamw": "adam"}.get(optimizer, optimizer)
-
-
-def memory_precision(precision: str, device: str) -> str:
-    """bf16 applies on CUDA only (as in train.py); elsewhere a run computes in fp32."""
-    return precision if device == "cuda" else "fp32"
 
 
 class FitError(SpecError):
@@ -135,9 +126,8 @@ def _data_bytes(cfg) -> int:
 def run_memory(spec: NetSpec, cfg, device: str, available_bytes: int | None = None) -> RunMemory:
     """The peak memory of training `spec` with `cfg` (TrainConfig) on `device` ('cpu', 'cuda',
     'mps'), recipe applied. Raises SpecError when the network has no valid shapes."""
-    from .train import apply_recipe
     spec, cfg = apply_recipe(spec, cfg)
-    precision, optimizer = memory_precision(cfg.precision, device), memory_optimizer(cfg.optimizer)
+    precision, optimizer = memory_settings(cfg.precision, cfg.optimizer, device)
     m: Memory = summarize(spec, cfg.batch_size, precision, optimizer).memory
     e: Memory = summarize(spec, cfg.eval_batch_size or cfg.batch_size, precision, optimizer).memory
     # train.py keeps the gradients (zero_grad comes before backward) and the state while evaluating
@@ -151,7 +141,7 @@ def check_fits(spec: NetSpec, cfg, available_bytes: int | None = None,
     """What the run needs, checked against this machine's free memory (`available_bytes`, read
     now when None). Raises SpecError for invalid shapes, FitError when it would not fit."""
     if device is None:
-        from .train import resolve_device
+        from .devices import resolve_device
         device = resolve_device(cfg.device).type
     if available_bytes is None:
         available_bytes = available_memory_bytes(device)
@@ -189,7 +179,7 @@ def check_fits_together(runs: list, at_once: int = 1, available_bytes: int | Non
 def estimate(spec: NetSpec, batch_size: int, n_train: int, n_test: int, device: str,
              measured_examples_per_s: float | None = None, optimizer: str = "sgd",
              precision: str = "fp32") -> dict:
-    s = summarize(spec, batch_size, memory_precision(precision, device), memory_optimizer(optimizer))
+    s = summarize(spec, batch_size, *memory_settings(precision, optimizer, device))
     if measured_examples_per_s:
         rate, basis = measured_examples_per_s, "measured in an earlier run of this network here"
     else:

@@ -18,7 +18,7 @@ def _flatten(prefix: str, value, out: dict) -> None:
 def settings(run: dict) -> dict:
     """A run's spec and config as flat 'spec.blocks[2].kernel'-style keys; a config stored
     before a setting existed gets that setting's default, so it does not look different."""
-    from .train import ConfigError, TrainConfig
+    from .config import ConfigError, TrainConfig
 
     try:
         config = TrainConfig.from_dict(run["config"]).to_dict()
@@ -129,7 +129,7 @@ def measured_memory(store, spec) -> dict | None:
     """Peak memory measured by the latest finished run of exactly this network, beside the
     estimate for that run's batch, precision and optimiser (the keyword arguments of
     help_text.measured_memory_text), or None when no such run measured any."""
-    from .plan import memory_optimizer, memory_precision
+    from .config import memory_settings
     from .summary import summarize
     for run in store.list_runs(("completed", "stopped", "diverged"), limit=100):
         if run["spec"] != spec.to_dict():
@@ -139,9 +139,8 @@ def measured_memory(store, spec) -> dict | None:
             continue
         cfg, device = run["config"], run.get("device") or "?"
         on_gpu = device.startswith("cuda")
-        est = summarize(spec, cfg["batch_size"],
-                        memory_precision(cfg["precision"], "cuda" if on_gpu else "cpu"),
-                        memory_optimizer(cfg["optimizer"])).memory
+        est = summarize(spec, cfg["batch_size"], *memory_settings(
+            cfg["precision"], cfg["optimizer"], "cuda" if on_gpu else "cpu")).memory
         return {"run_id": run["id"], "device": device, "batch": cfg["batch_size"],
                 "est_train": est.train_bytes,
                 "got_train": max(e.get("peak_train_memory_bytes") or 0 for e in epochs),
@@ -187,7 +186,7 @@ def offline_copy(run: dict):
     from .data import dataset_info
     from .plan import adapt_spec
     from .spec import NetSpec
-    from .train import TrainConfig
+    from .config import TrainConfig
     info = dataset_info("shapes")
     spec = adapt_spec(NetSpec.from_dict(run["spec"]), info.channels, info.n_classes)
     return spec, TrainConfig.from_dict({**run["config"], "dataset": "shapes"}), f"{spec.name} on shapes"
@@ -208,7 +207,8 @@ def forecast(store, spec, cfg, device: str) -> Forecast:
     one) and the memory fit of a run of `spec` with `cfg` on `device` ('auto' resolved)."""
     from .data import dataset_info
     from .plan import FitError, check_fits, estimate
-    from .train import apply_recipe, resolve_device
+    from .config import apply_recipe
+    from .devices import resolve_device
     info = dataset_info(cfg.dataset)
     real_spec, _ = apply_recipe(spec, cfg)
     dev = resolve_device(device).type

@@ -26,7 +26,8 @@ from .data import DataError, load_dataset
 from .procs import exit_process, process_start
 from .spec import NetSpec, SpecError
 from .store import ERROR_DETAIL_CHARS, RunStore
-from .train import ConfigError, TrainConfig, TrainResult, train
+from .config import ConfigError, TrainConfig
+from .train import TrainResult, train
 
 HEARTBEAT_S = 2.0     # "last heard from" for pages; liveness itself is checked by pid
 STOP_POLL_S = 0.5     # the stop flag is read from the database at most this often

@@ -13,7 +13,8 @@ from nin_explorer.roles import RoleError, may_stop
 from nin_explorer.runs import ablation_groups
 from nin_explorer.spec import SpecError
 from nin_explorer.tables import ACTIVE
-from nin_explorer.train import RECIPES, ConfigError, TrainConfig, resolve_device
+from nin_explorer.config import ConfigError, RECIPES, TrainConfig
+from nin_explorer.devices import resolve_device
 from pages.common import get_jobs, page_title, visitor
 from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
 

@@ -13,8 +13,7 @@ from nin_explorer.runs import (forecast, index_of, offers_offline_copy, offline_
 from nin_explorer.spec import SpecError
 from nin_explorer.tables import ACTIVE
 from nin_explorer.presets import PRESETS
-from nin_explorer.store import ACTIVE
-from nin_explorer.train import RECIPES, ConfigError, TrainConfig, recipe_defaults
+from nin_explorer.config import ConfigError, RECIPES, TrainConfig, recipe_defaults
 from pages.common import current_spec, get_jobs, page_title, visitor
 from pages.widgets import preset_choice, training_widgets
 

@@ -110,7 +110,8 @@ def training_widgets(left, right, p: str) -> str:
     start with `p`); returns the chosen device."""
     from nin_explorer import help_text as H
     from nin_explorer.controls import TRAIN_BATCH_SIZES, TRAIN_LIMITS as LIMITS
-    from nin_explorer.train import DEVICES, OPTIMIZERS, PRECISIONS, SCHEDULES
+    from nin_explorer.config import DEVICES, OPTIMIZERS, SCHEDULES
+    from nin_explorer.summary import PRECISIONS
     left.number_input("Epochs", *LIMITS["epochs"], key=p + "epochs")
     left.select_slider("Batch size", TRAIN_BATCH_SIZES, key=p + "batch_size")
     left.number_input("Learning rate (peak)", *LIMITS["lr"], format="%.4f", key=p + "lr")

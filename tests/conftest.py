@@ -41,7 +41,7 @@ def trained_home(tmp_path_factory, shapes_root):
     """A run store holding one short `tiny` run on `shapes`, trained for real in-process."""
     from nin_explorer.presets import TINY
     from nin_explorer.store import RunStore
-    from nin_explorer.train import TrainConfig
+    from nin_explorer.config import TrainConfig
     from nin_explorer.worker import execute_run
 
     home = tmp_path_factory.mktemp("trained")

@@ -7,7 +7,7 @@ from nin_explorer.ablation import MAX_RUNS, aggregate, apply_factor, expand, to_
 from nin_explorer.presets import D2L, TINY
 from nin_explorer.spec import SpecError
 from nin_explorer.summary import summarize
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 
 CFG = TrainConfig(epochs=1)
 

@@ -105,3 +105,22 @@ def test_bad_train_config_files(tmp_path, capsys, content, message):
     assert main(["train", "--train-config", str(path), "--home", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs.sqlite").exists()  # nothing recorded for a bad command
+
+
+def test_train_flags_come_from_the_config_fields(monkeypatch, capsys):
+    from dataclasses import fields
+
+    from nin_explorer.cli import make_parser
+    from nin_explorer.config import TrainConfig
+
+    monkeypatch.setenv("COLUMNS", "1000")          # one line per flag: no wrapped help
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    for f in fields(TrainConfig):
+        flag = f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        assert f"\n  {flag}" in out and f.metadata["help"] in out, flag
+    args = make_parser().parse_args(["train", "--time-budget", "5", "--no-fused-optimizer",
+                                     "--seed", "0", "--input-size", "32", "--lr", "0.5"])
+    assert (args.time_budget_s, args.fused_optimizer, args.seed) == (5.0, False, 0)
+    assert (args.input_size, args.lr, args.epochs, args.dataset) == (32, 0.5, None, None)

@@ -15,7 +15,7 @@ from nin_explorer.maps import open_checkpoint
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec
 from nin_explorer.store import RunStore
-from nin_explorer.train import ConfigError, TrainConfig
+from nin_explorer.config import ConfigError, TrainConfig
 
 FIXTURE = ROOT / "tests" / "fixtures" / "compat-store"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

@@ -22,7 +22,9 @@ from nin_explorer.presets import get_preset
 from nin_explorer.spec import NetSpec
 from nin_explorer.checkpoint import load_checkpoint
 from nin_explorer.store import RunStore
-from nin_explorer.train import ConfigError, TrainConfig, _rank_device, train
+from nin_explorer.config import ConfigError, TrainConfig
+from nin_explorer.devices import rank_device
+from nin_explorer.train import train
 
 TINY = get_preset("tiny")
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
@@ -59,12 +61,12 @@ def test_what_each_rank_trains_on():
     def group(backend, world_size=2, local_rank=1):
         return distributed.Group(0, world_size, local_rank, backend)
 
-    assert _rank_device(group("nccl"), torch.device("cuda"), 128) == torch.device("cuda", 1)
-    assert _rank_device(group("gloo"), torch.device("cpu"), 128) == torch.device("cpu")
+    assert rank_device(group("nccl"), torch.device("cuda"), 128) == torch.device("cuda", 1)
+    assert rank_device(group("gloo"), torch.device("cpu"), 128) == torch.device("cpu")
     with pytest.raises(ConfigError, match="talk over nccl, which needs device 'cuda'"):
-        _rank_device(group("nccl"), torch.device("cpu"), 128)
+        rank_device(group("nccl"), torch.device("cpu"), 128)
     with pytest.raises(ConfigError, match=r"batch size \(4\) is split over 8 processes"):
-        _rank_device(group("gloo", world_size=8), torch.device("cpu"), 4)
+        rank_device(group("gloo", world_size=8), torch.device("cpu"), 4)
 
 
 def test_two_ranks_record_one_run(tmp_path, shapes_root):

@@ -24,7 +24,7 @@ from nin_explorer.presets import TINY
 from nin_explorer.procs import process_alive
 from nin_explorer.store import RunStore
 from nin_explorer.tables import ACTIVE
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 from nin_explorer.worker import HEARTBEAT_S, execute_run
 from test_reliability import assert_intact, earlier  # noqa: F401  (earlier: a fixture)
 

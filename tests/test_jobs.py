@@ -20,7 +20,7 @@ from nin_explorer.roles import TEACHER, Limits, QuotaError, RoleError
 from nin_explorer.spec import SpecError
 from nin_explorer.store import RunStore
 from nin_explorer.tables import ACTIVE
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 
 TINY = get_preset("tiny")
 CFG = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "max_train_examples": 256})

@@ -9,7 +9,7 @@ from classroom import ALICE, BOB, TOKEN, classroom, open_page  # noqa: F401 (a f
 from nin_explorer.jobs import JobManager
 from nin_explorer.presets import get_preset
 from nin_explorer.store import RunStore
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 
 TINY = get_preset("tiny")
 CFG = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "max_train_examples": 256})

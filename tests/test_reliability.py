@@ -26,7 +26,7 @@ from nin_explorer.export import from_query
 from nin_explorer.presets import TINY
 from nin_explorer.spec import BlockSpec, NetSpec, SpecError
 from nin_explorer.store import RunStore
-from nin_explorer.train import TrainConfig
+from nin_explorer.config import TrainConfig
 from nin_explorer.worker import execute_run
 
 HOSTILE_RUN_IDS = ["../../etc", "99999", "abc", "²", "9" * 5000, "1 OR 1=1", "-1", ""]

@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 
 from nin_explorer import runs  # noqa: E402
 from nin_explorer.store import RunStore  # noqa: E402
-from nin_explorer.train import TrainConfig  # noqa: E402
+from nin_explorer.config import TrainConfig  # noqa: E402
 
 CFG = TrainConfig.from_dict({"recipe": "modern", "epochs": 3, "batch_size": 64}).to_dict()
 

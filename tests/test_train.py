@@ -1,16 +1,15 @@
 """The training loop: it learns, it is reproducible, it notices divergence, it validates."""
-import math
 import time
 
 import pytest
 import torch
 
+from nin_explorer.config import ConfigError, TrainConfig
 from nin_explorer.data import Dataset, load_dataset
 from nin_explorer.presets import get_preset
 from nin_explorer.spec import BlockSpec, NetSpec
 from nin_explorer.checkpoint import load_checkpoint, save_checkpoint
-from nin_explorer.train import (RECIPES, ConfigError, DivergenceDetector, TrainConfig,
-                                apply_recipe, lr_factor, train)
+from nin_explorer.train import train
 
 TINY = get_preset("tiny")
 
@@ -139,124 +138,6 @@ def test_missing_device_is_a_config_error():
         run(TINY, small(device="cuda"), data, data)
 
 
-# --- the divergence detector on made-up losses ---
-
-def feed(losses, num_classes=10):
-    detector = DivergenceDetector(num_classes)
-    for i, loss in enumerate(losses):
-        reason = detector.update(loss)
-        if reason:
-            return i, reason
-    return None
-
-
-def test_detector_non_finite_and_explosion():
-    assert feed([2.3, float("nan")])[0] == 1
-    assert "not a finite number" in feed([2.3, 1.0, float("inf")])[1]
-    assert "exploded" in feed([2.3, 1e4])[1]
-
-
-def test_detector_collapse_back_to_chance():
-    chance = math.log(10)
-    at, reason = feed([2.2, 1.2, 0.6, chance + 0.01, chance - 0.015, chance])
-    assert at == 5 and "collapsed" in reason and "2.303" in reason
-
-
-@pytest.mark.parametrize("losses", [
-    [math.log(10)] * 20,                                 # never learned: not a divergence
-    [2.2, math.log(10), math.log(10), math.log(10)],     # never clearly below chance
-    [1.0, 2.3, 2.3, 0.9, 2.3, 2.3, 0.8],                 # bumps that recover
-    [1.0, 2.33, 2.34, 2.35, 2.36],                       # near chance but not within 0.02
-])
-def test_detector_leaves_healthy_or_stuck_runs_alone(losses):
-    assert feed(losses) is None
-
-
-def test_detector_uses_the_number_of_classes():
-    at, reason = feed([0.2, math.log(2)] + [math.log(2)] * 2, num_classes=2)
-    assert at == 3 and "ln(classes) = 0.693" in reason                # ln 2, not ln 10
-    assert feed([0.2] + [math.log(10)] * 5, num_classes=2) is None  # ln 10 is not chance for 2
-
-
-# --- the config ---
-
-@pytest.mark.parametrize("change, message", [
-    ({"epochs": 0}, "number of epochs must be between 1 and 1000"),
-    ({"epochs": 2.5}, "'epochs' must be a whole number"),
-    ({"batch_size": 10_000}, "batch size must be between 1 and 4096"),
-    ({"lr": 0}, "learning rate must be above 0"),
-    ({"lr": float("nan")}, "learning rate must be above 0"),
-    ({"lr": "fast"}, "'lr' must be a number"),
-    ({"optimizer": "rmsprop"}, "Optimizer must be one of sgd, sgd-momentum, adamw, adam"),
-    ({"schedule": "step"}, "Schedule must be one of constant, cosine, onecycle"),
-    ({"warmup_epochs": 20}, "Warm-up must be between 0 and 10"),
-    ({"weight_decay": -1e-4}, "Weight decay must be between 0 and 1"),
-    ({"label_smoothing": 1.0}, "Label smoothing must be at least 0 and below 1"),
-    ({"recipe": "fancy"}, "Recipe must be one of book, modern"),
-    ({"recipe": ["book"]}, "Recipe must be one of book, modern"),
-    ({"precision": "fp16"}, "Precision must be one of fp32, bf16"),
-    ({"device": "tpu"}, "Device must be one of auto, cpu, cuda, mps"),
-    ({"seed": -1}, "seed must be between 0"),
-    ({"eval_every": 0}, "eval_every must be between 1"),
-    ({"input_size": 0}, "input size must be between 1 and 1024"),
-    ({"max_train_examples": 0}, "max_train_examples must be between 1"),
-    ({"max_test_examples": -3}, "max_test_examples must be between 1"),
-    ({"time_budget_s": -5.0}, "time budget must be above 0"),
-    ({"dataset": ""}, "Choose a data set"),
-    ({"dataset": 7}, "'dataset' must be a text"),
-    ({"batch_size": True}, "'batch_size' must be a whole number"),
-    ({"learning_rate": 0.1}, "Unknown training setting(s): learning_rate"),
-    ({"compile": "max-autotune"}, "Compile must be one of off, default, reduce-overhead"),
-    ({"eval_batch_size": 0}, "evaluation batch size must be between 1 and 65536"),
-    ({"fused_optimizer": 1}, "'fused_optimizer' must be a boolean (true or false)"),
-])
-def test_config_errors_say_what_to_change(change, message):
-    with pytest.raises(ConfigError) as e:
-        TrainConfig.from_dict({**TrainConfig().to_dict(), **change})
-    assert message in str(e.value)
-
-
-def test_config_not_a_dict():
-    with pytest.raises(ConfigError, match="must be a JSON object"):
-        TrainConfig.from_dict(["epochs", 3])
-
-
-def test_config_round_trip_and_recipe_defaults():
-    cfg = TrainConfig.from_dict({"recipe": "modern", "lr": 0.05, "time_budget_s": 30})
-    assert cfg.optimizer == "sgd-momentum" and cfg.schedule == "onecycle"
-    assert cfg.label_smoothing == 0.1 and cfg.lr == 0.05
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-    book = TrainConfig.from_dict({})
-    assert book == TrainConfig()
-    assert (book.lr, book.batch_size, book.epochs, book.optimizer) == (0.1, 128, 10, "sgd")
-    assert all(getattr(TrainConfig.from_dict({"recipe": name}), k) == v
-               for name, r in RECIPES.items() for k, v in r.defaults.items())
-
-
-def test_apply_recipe_shows_what_changes():
-    d2l = get_preset("d2l")
-    spec, cfg = apply_recipe(d2l, TrainConfig())
-    assert spec == d2l and cfg.input_size == 224
-    spec, cfg = apply_recipe(d2l, TrainConfig.from_dict({"recipe": "modern", "input_size": 96}))
-    assert spec.input_size == 96 and cfg.input_size == 96
-    assert all(b.batch_norm for b in spec.blocks)
-    assert spec.replace(blocks=d2l.blocks, input_size=224) == d2l
-    assert apply_recipe(spec, cfg) == (spec, cfg)  # applying twice changes nothing more
-
-
-@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
-def test_schedules(schedule):
-    cfg = TrainConfig(schedule=schedule, epochs=10, warmup_epochs=1.0)
-    factors = [lr_factor(cfg, p / 100) for p in range(101)]
-    assert factors[0] == pytest.approx(0.04)          # every warm-up starts at 4% of the peak
-    assert factors[10] == pytest.approx(1.0)          # and reaches the peak after 1 epoch of 10
-    assert max(factors) == pytest.approx(1.0)
-    assert factors[-1] == pytest.approx(1.0 if schedule == "constant" else 0.0, abs=1e-9)
-    one_cycle = TrainConfig(schedule="onecycle")      # no warm-up given: rises for a quarter
-    assert lr_factor(one_cycle, 0.25) == pytest.approx(1.0)
-    assert lr_factor(one_cycle, 0.625) == pytest.approx(0.5)
-
-
 def test_gap_head_spec_with_three_classes_trains():
     spec = NetSpec(name="three", input_size=28, num_classes=3, blocks=(
         BlockSpec(8, kernel=3, padding=1, pool="max", pool_kernel=2, pool_stride=2),
@@ -267,3 +148,61 @@ def test_gap_head_spec_with_three_classes_trains():
     data = Dataset("three", images, labels, ["a", "b", "c"])
     result, _, _ = run(spec, small(max_train_examples=None, batch_size=16, epochs=3), data, data)
     assert result.status == "completed" and result.final_test_acc > 0.5  # chance 1/3; saw 0.67-1
+
+
+# --- the loop's arithmetic, pinned ---
+
+def pinned_data():
+    g = torch.Generator().manual_seed(123)
+
+    def split(n):
+        return Dataset("pin", torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g),
+                       torch.randint(0, 10, (n,), generator=g), [str(i) for i in range(10)])
+    return split(96), split(40)
+
+
+# Produced by the loop before it was split into data, metric window and budget objects (CPU,
+# fp32): a refactor of train() must give these numbers. A ragged eval_every (a point at each
+# epoch's end), a subset, a resize and a ragged last evaluation batch are all on the path.
+PINNED = {
+    "modern": dict(
+        steps=[(3, 0.75, 2.3012917836507163, 0.14583333333333334, 0.05),
+               (4, 1.0, 2.3022713661193848, 0.0625, 0.04166666666666667),
+               (6, 1.5, 2.2074451446533203, 0.65625, 0.025),
+               (8, 2.0, 2.2401695251464844, 0.4375, 0.008333333333333331)],
+        epochs=[(4, 1, 2.3015365600585938, 0.125, 2.3015370686848957, 0.16666666666666666,
+                 0.04166666666666667),
+                (8, 2, 2.2238073348999023, 0.546875, 2.295948791503906, 0.16666666666666666,
+                 0.008333333333333331)],
+        weights=1846.1749430320185),
+    "book": dict(
+        steps=[(3, 0.75, 2.3308585484822593, 0.125, 0.05),
+               (4, 1.0, 2.3432466983795166, 0.25, 0.05),
+               (6, 1.5, 2.3264875411987305, 0.0625, 0.05),
+               (8, 2.0, 2.1916747093200684, 0.25, 0.05)],
+        epochs=[(4, 1, 2.3339555263519287, 0.15625, 2.3242813110351563, 0.03333333333333333, 0.05),
+                (8, 2, 2.2590811252593994, 0.15625, 2.3402313232421874, 0.06666666666666667, 0.05)],
+        weights=2632.861203696718),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(PINNED))
+def test_seeded_run_gives_the_pinned_numbers(recipe):
+    cfg = TrainConfig.from_dict({
+        "recipe": recipe, "epochs": 2, "batch_size": 16, "max_train_examples": 64,
+        "max_test_examples": 30, "eval_batch_size": 8, "eval_every": 3, "seed": 5,
+        "input_size": 32, "device": "cpu", "lr": 0.05})
+    result, events, states = run(TINY, cfg, *pinned_data())
+    steps = [(e["step"], e["epoch"], e["train_loss"], e["train_acc"], e["lr"])
+             for e in events if e["kind"] == "step"]
+    epochs = [(e["step"], e["epoch"], e["train_loss"], e["train_acc"], e["test_loss"],
+               e["test_acc"], e["lr"]) for e in events if e["kind"] == "epoch"]
+    want = PINNED[recipe]
+    assert (result.status, result.epochs, result.steps) == ("completed", 2, 8)
+    assert [r[:2] for r in steps] == [r[:2] for r in want["steps"]]
+    assert steps == [pytest.approx(r, rel=1e-6, abs=1e-6) for r in want["steps"]]
+    assert epochs == [pytest.approx(r, rel=1e-6, abs=1e-6) for r in want["epochs"]]
+    assert (result.train_loss, result.final_test_loss, result.final_test_acc) == pytest.approx(
+        want["epochs"][-1][2:3] + want["epochs"][-1][4:6], rel=1e-6)
+    weights = sum(float(v.double().abs().sum()) for v in states[-1]["model"].values())
+    assert weights == pytest.approx(want["weights"], rel=1e-6)
