@@ -71,7 +71,7 @@ def _train_config(args, network: str) -> TrainConfig:
             raise CliError(f"{args.train_config} must hold a JSON object of training settings")
     # a flag left out (None) keeps the file's value, else the recipe's default
     values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                   if getattr(args, f.name) is not None})
+                   if getattr(args, f.name, None) is not None})
     # the recipe's per-network defaults (course notes) under anything given explicitly
     values = {**recipe_defaults(values.get("recipe", "book"), network), **values}
     return TrainConfig.from_dict(values)
