@@ -12,7 +12,7 @@ from .presets import PRESETS, get_preset
 from .render import summary_json, summary_text
 from .spec import MAX_SPEC_JSON_BYTES, NetSpec, SpecError
 from .store import StoreError
-from .summary import OPTIMIZERS, PRECISIONS, summarize
+from .summary import MEMORY_OPTIMIZERS, PRECISIONS, summarize
 
 
 class CliError(Exception):
@@ -267,7 +267,7 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--input-size", type=int)
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    s.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    s.add_argument("--optimizer", choices=MEMORY_OPTIMIZERS, default="sgd")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_summary)
     _add_train_parser(sub)

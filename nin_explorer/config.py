@@ -16,7 +16,7 @@ from types import MappingProxyType
 from .spec import MAX_INPUT_SIZE, NetSpec
 from .summary import PRECISIONS
 
-# Each training optimiser, and the memory it keeps as one of summary.OPTIMIZERS (the optimiser
+# Each training optimiser, and the memory it keeps as one of summary.MEMORY_OPTIMIZERS (the optimiser
 # state per parameter): AdamW keeps Adam's two moments.
 OPTIMIZER_MEMORY = MappingProxyType({"sgd": "sgd", "sgd-momentum": "sgd-momentum",
                                      "adamw": "adam", "adam": "adam"})

@@ -14,7 +14,7 @@ from .spec import MAX_INPUT_SIZE, NetSpec, SpecError
 
 MAX_PARAMS = 1_000_000_000
 PRECISIONS = ("fp32", "bf16")
-OPTIMIZERS = ("sgd", "sgd-momentum", "adam")
+MEMORY_OPTIMIZERS = ("sgd", "sgd-momentum", "adam")  # state per parameter: 0, 1, 2 (config maps onto it)
 # Extra fp32 tensors per parameter kept by each optimiser (momentum buffer; Adam's two moments).
 OPTIMIZER_STATES = {"sgd": 0, "sgd-momentum": 1, "adam": 2}
 # Layers whose backward needs their input, and the one whose backward needs its output.
@@ -297,8 +297,8 @@ def summarize(spec: NetSpec, batch_size: int = 128, precision: str = "fp32",
         raise SpecError("Batch size must be a whole number from 1 to 65,536.")
     if precision not in PRECISIONS:
         raise SpecError(f"Precision must be one of {', '.join(PRECISIONS)}.")
-    if optimizer not in OPTIMIZERS:
-        raise SpecError(f"Optimiser must be one of {', '.join(OPTIMIZERS)}.")
+    if optimizer not in MEMORY_OPTIMIZERS:
+        raise SpecError(f"Optimiser must be one of {', '.join(MEMORY_OPTIMIZERS)}.")
     layers = plan_layers(spec)
     input_shape = (spec.in_channels, spec.input_size, spec.input_size)
     shapes, failed, why = _shapes(layers, input_shape)

@@ -9,7 +9,7 @@ from nin_explorer.presets import DESCRIPTIONS, PRESETS
 from nin_explorer.render import block_rows, human_bytes, human_count, table_rows
 from nin_explorer.spec import NetSpec, SpecError
 from nin_explorer.runs import measured_memory
-from nin_explorer.summary import OPTIMIZERS, PRECISIONS, MEMORY_BASIS, ShapeError, summarize
+from nin_explorer.summary import MEMORY_BASIS, MEMORY_OPTIMIZERS, PRECISIONS, ShapeError, summarize
 from pages.common import optional_store, page_title, set_current_spec
 from pages.widgets import NUMBER_COLUMNS, block_widgets, number, slider
 
@@ -77,7 +77,7 @@ ss.setdefault(W + "batch", 128)
 sb.select_slider("Batch size", controls.MEMORY_BATCH_SIZES, key=W + "batch", help=H.BATCH)
 a, b = sb.columns(2)
 precision = a.selectbox("Precision", PRECISIONS, key=W + "precision", help=H.PRECISION)
-optimizer = b.selectbox("Optimiser", OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER)
+optimizer = b.selectbox("Optimiser", MEMORY_OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER)
 
 # --- the spec and its summary ---
 values = {k[len(W):]: v for k, v in ss.items() if isinstance(k, str) and k.startswith(W)}

@@ -96,7 +96,7 @@ def test_bf16_only_on_cuda():
 def test_every_training_optimiser_has_a_memory_category():
     for optimizer in OPTIMIZERS:
         precision, category = memory_settings("bf16", optimizer, "cuda")
-        assert precision == "bf16" and category in summary.OPTIMIZERS
+        assert precision == "bf16" and category in summary.MEMORY_OPTIMIZERS
         summary.summarize(get_preset("tiny"), 8, precision, category)   # the summary takes it
     assert memory_settings("bf16", "adamw", "cpu") == ("fp32", "adam")  # Adam's two moments
 

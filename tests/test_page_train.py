@@ -162,7 +162,7 @@ def test_the_offline_button_follows_a_missing_download_not_the_words_of_the_erro
 
 
 def test_the_settings_read_their_bounds_and_choices_from_the_core():
-    from nin_explorer import controls, train
+    from nin_explorer import config, controls, summary
     at = train_page(v=ALICE)
     assert not at.exception
     bounds = {"t.epochs": "epochs", "t.lr": "lr", "t.subset": "max_train_examples", "t.seed": "seed"}
@@ -172,6 +172,6 @@ def test_the_settings_read_their_bounds_and_choices_from_the_core():
     size = next(b for b in at.number_input if b.key.startswith("t.size."))
     assert (size.min, size.max) == controls.LIMITS["input_size"]
     assert at.select_slider(key="t.batch_size").options == [str(b) for b in controls.TRAIN_BATCH_SIZES]
-    for key, choices in (("t.optimizer", train.OPTIMIZERS), ("t.schedule", train.SCHEDULES),
-                         ("t.precision", train.PRECISIONS), ("t.device", train.DEVICES)):
+    for key, choices in (("t.optimizer", config.OPTIMIZERS), ("t.schedule", config.SCHEDULES),
+                         ("t.precision", summary.PRECISIONS), ("t.device", config.DEVICES)):
         assert at.selectbox(key=key).options == list(choices), key
