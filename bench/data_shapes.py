@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nin_explorer.shapes import SHAPES_SEED, make_shapes  # noqa: E402
+from nin_explorer.learn.shapes import SHAPES_SEED, make_shapes  # noqa: E402
 
 
 def generation_seconds(hard: bool, repeats: int = 3) -> float:

@@ -39,11 +39,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from e2e_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
-from nin_explorer.data import default_root, load_dataset  # noqa: E402
-from nin_explorer.jobs import JobManager  # noqa: E402
-from nin_explorer.presets import TINY  # noqa: E402
-from nin_explorer.tables import ACTIVE  # noqa: E402
-from nin_explorer.config import TrainConfig  # noqa: E402
+from nin_explorer.learn.data import default_root, load_dataset  # noqa: E402
+from nin_explorer.runs.jobs import JobManager  # noqa: E402
+from nin_explorer.net.presets import TINY  # noqa: E402
+from nin_explorer.runs.tables import ACTIVE  # noqa: E402
+from nin_explorer.learn.config import TrainConfig  # noqa: E402
 
 # A classroom server: a teacher token is set, so every page but the first is a visitor's.
 TEACHER_TOKEN = secrets.token_urlsafe(16)

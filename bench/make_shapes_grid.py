@@ -12,8 +12,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from nin_explorer.catalogue import SHAPE_CLASSES  # noqa: E402
-from nin_explorer.shapes import make_shapes  # noqa: E402
+from nin_explorer.learn.catalogue import SHAPE_CLASSES  # noqa: E402
+from nin_explorer.learn.shapes import make_shapes  # noqa: E402
 
 
 def shapes_grid(images: torch.Tensor, labels: torch.Tensor, per_class: int, scale: int) -> Image.Image:

@@ -4,7 +4,7 @@ Run on a machine with CUDA:  PYTHONPATH=. python3 bench/memory_gpu.py
 (needs only torch; no streamlit or plotly). Prints a markdown table for docs/BENCHMARKS.md.
 Without CUDA it prints the estimates only, so the script can be checked anywhere.
 
-The step is set up as nin_explorer.train sets up a CUDA run (channels-last model and input,
+The step is set up as nin_explorer.learn.train sets up a CUDA run (channels-last model and input,
 cudnn.benchmark on), so its peaks are what the app records for a run, less the run's uint8
 data set kept on the GPU (47 MB for 60,000 28x28 images).
 """
@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from nin_explorer.build import build_model, init_xavier  # noqa: E402
-from nin_explorer.presets import PRESETS  # noqa: E402
-from nin_explorer.summary import summarize  # noqa: E402
+from nin_explorer.net.build import build_model, init_xavier  # noqa: E402
+from nin_explorer.net.presets import PRESETS  # noqa: E402
+from nin_explorer.net.summary import summarize  # noqa: E402
 
 # fused, as train() builds them on CUDA
 OPTIMIZERS = {"sgd": lambda p: torch.optim.SGD(p, lr=0.01, fused=True),

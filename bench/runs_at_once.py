@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from nin_explorer.data import load_dataset  # noqa: E402
-from nin_explorer.jobs import JobManager  # noqa: E402
-from nin_explorer.presets import get_preset  # noqa: E402
-from nin_explorer.tables import FINISHED  # noqa: E402
-from nin_explorer.config import TrainConfig  # noqa: E402
+from nin_explorer.learn.data import load_dataset  # noqa: E402
+from nin_explorer.runs.jobs import JobManager  # noqa: E402
+from nin_explorer.net.presets import get_preset  # noqa: E402
+from nin_explorer.runs.tables import FINISHED  # noqa: E402
+from nin_explorer.learn.config import TrainConfig  # noqa: E402
 
 
 def run_queue(spec, cfg: TrainConfig, runs: int, at_once: int, split_threads: bool,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nin_explorer import charts  # noqa: E402
-from nin_explorer.presets import PRESETS  # noqa: E402
-from nin_explorer.summary import summarize  # noqa: E402
+from nin_explorer.look import charts  # noqa: E402
+from nin_explorer.net.presets import PRESETS  # noqa: E402
+from nin_explorer.net.summary import summarize  # noqa: E402
 
 
 def timed_ms(fn, repeats=200) -> float:

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from nin_explorer.data import load_dataset  # noqa: E402
-from nin_explorer.presets import get_preset  # noqa: E402
-from nin_explorer.config import TrainConfig  # noqa: E402
-from nin_explorer.train import train  # noqa: E402
+from nin_explorer.learn.data import load_dataset  # noqa: E402
+from nin_explorer.net.presets import get_preset  # noqa: E402
+from nin_explorer.learn.config import TrainConfig  # noqa: E402
+from nin_explorer.learn.train import train  # noqa: E402
 
 
 def run_budget(spec, cfg, train_data, test_data) -> tuple[dict, list[dict]]:

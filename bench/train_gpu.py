@@ -1,7 +1,7 @@
 """Our training loop against the book's, on the book's network: d2l NiN at 224x224, batch 128.
 
 The book's loop (d2l.ai 7.3): PIL resize 28 -> 224 and ToTensor on the CPU in a 4-worker
-DataLoader, fp32, a `.item()` host sync every batch. Ours (nin_explorer.train): uint8 images on
+DataLoader, fp32, a `.item()` host sync every batch. Ours (nin_explorer.learn.train): uint8 images on
 the device once, resized there per batch, metrics read a few times a second; also with bf16 +
 channels-last, and with the speed options of TrainConfig (fused optimiser, torch.compile, CUDA
 graphs, a larger evaluation batch). All train the same network on the same 28x28 images; the
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from nin_explorer.build import build_model, init_xavier  # noqa: E402
-from nin_explorer.presets import get_preset  # noqa: E402
-from nin_explorer.config import TrainConfig  # noqa: E402
-from nin_explorer.train import train  # noqa: E402
+from nin_explorer.net.build import build_model, init_xavier  # noqa: E402
+from nin_explorer.net.presets import get_preset  # noqa: E402
+from nin_explorer.learn.config import TrainConfig  # noqa: E402
+from nin_explorer.learn.train import train  # noqa: E402
 
 
 def load_images(n: int, source: str, train: bool = True):
@@ -46,7 +46,7 @@ def load_images(n: int, source: str, train: bool = True):
     10,000 test images), or random ones of the same shape."""
     if source == "shapes":
         try:
-            from nin_explorer.data import load_dataset
+            from nin_explorer.learn.data import load_dataset
             data = load_dataset("shapes", train=train)
             if len(data.labels) < n:
                 raise ValueError(f"the split has {len(data.labels):,} images, not {n:,}")

@@ -1,4 +1,4 @@
 from .cli import main
-from .procs import exit_process
+from nin_explorer.base.procs import exit_process
 
 exit_process(main())

@@ -7,12 +7,12 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import TrainConfig, setting_types
-from .presets import PRESETS, get_preset
-from .render import summary_json, summary_text
-from .spec import MAX_SPEC_JSON_BYTES, NetSpec, SpecError
-from .store import StoreError
-from .summary import MEMORY_OPTIMIZERS, PRECISIONS, summarize
+from nin_explorer.learn.config import TrainConfig, setting_types
+from nin_explorer.net.presets import PRESETS, get_preset
+from nin_explorer.net.render import summary_json, summary_text
+from nin_explorer.net.spec import MAX_SPEC_JSON_BYTES, NetSpec, SpecError
+from nin_explorer.runs.store import StoreError
+from nin_explorer.net.summary import MEMORY_OPTIMIZERS, PRECISIONS, summarize
 
 
 class CliError(Exception):
@@ -59,7 +59,7 @@ def cmd_summary(args) -> int:
 # --- train and runs ---
 
 def _train_config(args, network: str) -> TrainConfig:
-    from .config import recipe_defaults
+    from nin_explorer.learn.config import recipe_defaults
 
     values = {}
     if args.train_config:
@@ -102,9 +102,9 @@ class _Progress:
 
 def cmd_train(args) -> int:
     """Train and record one run. Under torchrun every rank runs this; rank 0 records the run."""
-    from .data import DataError, dataset_info
-    from .config import ConfigError, apply_recipe
-    from .worker import run_on_ranks
+    from nin_explorer.learn.data import DataError, dataset_info
+    from nin_explorer.learn.config import ConfigError, apply_recipe
+    from nin_explorer.runs.worker import run_on_ranks
 
     spec = load_spec(args.preset or "tiny", args.config, None)
     try:
@@ -121,10 +121,10 @@ def _train_here(args, spec, cfg, gate, stop) -> int:
     import os
     import signal
 
-    from .procs import process_start
-    from .provenance import git_commit
-    from .store import RunStore
-    from .worker import LEARNER_ERRORS, execute_run
+    from nin_explorer.base.procs import process_start
+    from nin_explorer.runs.provenance import git_commit
+    from nin_explorer.runs.store import RunStore
+    from nin_explorer.runs.worker import LEARNER_ERRORS, execute_run
 
     store = RunStore(args.home)
     run_id = store.create_run(spec.to_dict(), cfg.to_dict(), name=args.name, status="running",
@@ -165,7 +165,7 @@ def _runs_rows(runs: list[dict]) -> list[list[str]]:
 
 
 def cmd_runs(args) -> int:
-    from .store import RunStore
+    from nin_explorer.runs.store import RunStore
 
     store = RunStore(args.home)
     runs = store.list_runs(limit=args.limit)
@@ -186,8 +186,8 @@ def cmd_runs(args) -> int:
 
 def cmd_teacher_link(args) -> int:
     """The link that makes its holder the teacher of the app served from this run store."""
-    from . import roles
-    from .store import default_home
+    from nin_explorer.runs import roles
+    from nin_explorer.runs.store import default_home
 
     try:
         token = roles.teacher_token(args.home or default_home())

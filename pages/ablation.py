@@ -3,18 +3,20 @@ import time
 
 import streamlit as st
 
-from nin_explorer import charts, help_text as H
-from nin_explorer.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
+from nin_explorer.look import charts
+
+from nin_explorer.look import help_text as H
+from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
                                    exercise_plan, plan_text, result_rows, to_csv)
-from nin_explorer.catalogue import DATASETS
-from nin_explorer.controls import ABLATION_LIMITS as LIMITS
-from nin_explorer.jobs import MAX_AT_ONCE
-from nin_explorer.roles import RoleError, may_stop
-from nin_explorer.runs import ablation_groups
-from nin_explorer.spec import SpecError
-from nin_explorer.tables import ACTIVE
-from nin_explorer.config import ConfigError, RECIPES, TrainConfig
-from nin_explorer.devices import resolve_device
+from nin_explorer.learn.catalogue import DATASETS
+from nin_explorer.net.controls import ABLATION_LIMITS as LIMITS
+from nin_explorer.runs.jobs import MAX_AT_ONCE
+from nin_explorer.runs.roles import RoleError, may_stop
+from nin_explorer.runs.queries import ablation_groups
+from nin_explorer.net.spec import SpecError
+from nin_explorer.runs.tables import ACTIVE
+from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig
+from nin_explorer.learn.devices import resolve_device
 from pages.common import get_jobs, page_title, visitor
 from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
 

@@ -1,15 +1,19 @@
 """Build page: sliders in, shapes / parameters / FLOPs / memory out, and ways to take it away."""
 import streamlit as st
 
-from nin_explorer import charts, controls, help_text as H
-from nin_explorer.compare import compare_rows, gap_example
-from nin_explorer.export import from_query, pytorch_snippet, to_query
-from nin_explorer.plan import available_memory_bytes
-from nin_explorer.presets import DESCRIPTIONS, PRESETS
-from nin_explorer.render import block_rows, human_bytes, human_count, table_rows
-from nin_explorer.spec import NetSpec, SpecError
-from nin_explorer.runs import measured_memory
-from nin_explorer.summary import MEMORY_BASIS, MEMORY_OPTIMIZERS, PRECISIONS, ShapeError, summarize
+from nin_explorer.look import charts
+
+from nin_explorer.net import controls
+
+from nin_explorer.look import help_text as H
+from nin_explorer.net.compare import compare_rows, gap_example
+from nin_explorer.net.export import from_query, pytorch_snippet, to_query
+from nin_explorer.runs.plan import available_memory_bytes
+from nin_explorer.net.presets import DESCRIPTIONS, PRESETS
+from nin_explorer.net.render import block_rows, human_bytes, human_count, table_rows
+from nin_explorer.net.spec import NetSpec, SpecError
+from nin_explorer.runs.queries import measured_memory
+from nin_explorer.net.summary import MEMORY_BASIS, MEMORY_OPTIMIZERS, PRECISIONS, ShapeError, summarize
 from pages.common import optional_store, page_title, set_current_spec
 from pages.widgets import NUMBER_COLUMNS, block_widgets, number, slider
 

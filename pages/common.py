@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from nin_explorer.presets import D2L
-from nin_explorer.spec import NetSpec
+from nin_explorer.net.presets import D2L
+from nin_explorer.net.spec import NetSpec
 
 BUILD_SPEC_KEY = "build_spec"
 # The browser tab's icon, served by this server: a `:material/...:` page icon makes the
@@ -45,8 +45,8 @@ VISITOR_KEY = "role.visitor"
 def visitor():
     """Who this browser is: roles.identify decides from the URL, the server's address and
     what this session remembers; kept in session state and in the URL (a reload keeps it)."""
-    from nin_explorer import roles
-    from nin_explorer.store import default_home
+    from nin_explorer.runs import roles
+    from nin_explorer.runs.store import default_home
 
     single = roles.single_user(st.get_option("server.address"))
     try:
@@ -69,8 +69,8 @@ def visitor():
 def _role_line(who) -> None:
     """The sidebar's 'who you are, what you may do' (skipped while the run store is unusable:
     the page says that itself)."""
-    from nin_explorer.roles import Limits, describe
-    from nin_explorer.store import StoreError, default_home
+    from nin_explorer.runs.roles import Limits, describe
+    from nin_explorer.runs.store import StoreError, default_home
     if who.refused_link:
         st.warning("That teacher link does not match this server's token, so you are a visitor.")
     try:
@@ -121,7 +121,7 @@ def get_store():
 
 
 def _opened(open_home):
-    from nin_explorer.store import StoreError, default_home
+    from nin_explorer.runs.store import StoreError, default_home
     try:
         return open_home(str(default_home()))
     except StoreError as e:
@@ -133,27 +133,27 @@ def _opened(open_home):
 def _jobs(home: str):
     """Runs at once start as `default_at_once()` says; the Ablations page's "Runs at once"
     changes it while the app runs."""
-    from nin_explorer.jobs import JobManager, default_at_once
+    from nin_explorer.runs.jobs import JobManager, default_at_once
     return JobManager(home, max_concurrent=default_at_once())
 
 
 @st.cache_resource
 def _store(home: str):
-    from nin_explorer.store import RunStore
+    from nin_explorer.runs.store import RunStore
     return RunStore(home)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the test set...")
 def test_set(name: str):
     """A data set's test split, loaded once per server (DataError when it cannot be had)."""
-    from nin_explorer.data import load_dataset
+    from nin_explorer.learn.data import load_dataset
     return load_dataset(name, train=False)
 
 
 def optional_store():
     """The run store, or None when its folder cannot be used: for a page that works without
     runs (the Build page only shows measurements from them)."""
-    from nin_explorer.store import StoreError, default_home
+    from nin_explorer.runs.store import StoreError, default_home
     try:
         return _store(str(default_home()))
     except StoreError:  # no usable run store: the Build page works without measurements

@@ -1,8 +1,8 @@
 """Compare page: overlay any runs' curves and see which settings differ."""
 import streamlit as st
 
-from nin_explorer import charts
-from nin_explorer.runs import differing_settings, run_label, runs_table
+from nin_explorer.look import charts
+from nin_explorer.runs.queries import differing_settings, run_label, runs_table
 from pages.common import get_store, page_title
 
 page_title("Compare runs")

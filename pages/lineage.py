@@ -2,9 +2,9 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from nin_explorer.catalogue import DATASETS
-from nin_explorer.controls import ABLATION_LIMITS
-from nin_explorer.lineage import STORY, lineage_rows, measured_rows
+from nin_explorer.learn.catalogue import DATASETS
+from nin_explorer.net.controls import ABLATION_LIMITS
+from nin_explorer.net.lineage import STORY, lineage_rows, measured_rows
 from pages.common import get_store, page_title
 from pages.widgets import NUMBER_COLUMNS
 

@@ -4,14 +4,16 @@ import hashlib
 import streamlit as st
 import torch
 
-from nin_explorer import charts, help_text as H
-from nin_explorer.data import DataError
-from nin_explorer.images import IMAGE_EXTENSIONS
-from nin_explorer.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageError,
+from nin_explorer.look import charts
+
+from nin_explorer.look import help_text as H
+from nin_explorer.learn.data import DataError
+from nin_explorer.learn.images import IMAGE_EXTENSIONS
+from nin_explorer.look.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageError,
                                analyse_test_set, cached_analysis, class_maps,
                                identity_gap, image_from_upload, load_upload, open_checkpoint,
                                most_confident_mistakes, upload_dataset)
-from nin_explorer.runs import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
+from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
 from pages.common import get_store, page_title, test_set
 from pages.widgets import block_maps_expander, checkpoint_or_reason, test_set_figures
 

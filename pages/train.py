@@ -1,19 +1,21 @@
 """Train page: launch a run of a variant, watch it live, stop it, find it again later."""
 import streamlit as st
 
-from nin_explorer import charts, help_text as H
-from nin_explorer.catalogue import DATASETS
-from nin_explorer.controls import TRAIN_LIMITS as LIMITS
-from nin_explorer.data import DataError, dataset_info
-from nin_explorer.plan import adapt_spec, human_duration, smallest_input_size
-from nin_explorer.render import human_bytes
-from nin_explorer.roles import RoleError, may_stop, public_error
-from nin_explorer.runs import (forecast, index_of, offers_offline_copy, offline_copy,
+from nin_explorer.look import charts
+
+from nin_explorer.look import help_text as H
+from nin_explorer.learn.catalogue import DATASETS
+from nin_explorer.net.controls import TRAIN_LIMITS as LIMITS
+from nin_explorer.learn.data import DataError, dataset_info
+from nin_explorer.runs.plan import adapt_spec, human_duration, smallest_input_size
+from nin_explorer.net.render import human_bytes
+from nin_explorer.runs.roles import RoleError, may_stop, public_error
+from nin_explorer.runs.queries import (forecast, index_of, offers_offline_copy, offline_copy,
                                progress_line, run_metrics, run_title, runs_table)
-from nin_explorer.spec import SpecError
-from nin_explorer.tables import ACTIVE
-from nin_explorer.presets import PRESETS
-from nin_explorer.config import ConfigError, RECIPES, TrainConfig, recipe_defaults
+from nin_explorer.net.spec import SpecError
+from nin_explorer.runs.tables import ACTIVE
+from nin_explorer.net.presets import PRESETS
+from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig, recipe_defaults
 from pages.common import current_spec, get_jobs, page_title, visitor
 from pages.widgets import preset_choice, training_widgets
 

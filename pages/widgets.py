@@ -1,8 +1,8 @@
 """Widgets shared by pages, bounded by the core's limits (not a page itself: app.py lists the pages)."""
 import streamlit as st
 
-from nin_explorer.presets import PRESETS
-from nin_explorer.spec import NetSpec
+from nin_explorer.net.presets import PRESETS
+from nin_explorer.net.spec import NetSpec
 from pages.common import BUILD_SPEC_KEY, current_spec
 
 NUMBER_COLUMNS = {
@@ -39,7 +39,7 @@ ABLATION_COLUMNS = {
 
 def _bounds(key: str) -> tuple:
     """controls.LIMITS of a Build page widget key's last part ('w.b2.kernel' -> kernel)."""
-    from nin_explorer.controls import LIMITS
+    from nin_explorer.net.controls import LIMITS
     return LIMITS[key.rpartition(".")[2]]
 
 
@@ -50,14 +50,15 @@ def number(where, label: str, key: str, help: str | None = None):
 
 def slider(where, label: str, key: str, help: str | None = None):
     """A Build page slider bounded by controls.LIMITS (with its controls.STEPS step)."""
-    from nin_explorer.controls import STEPS
+    from nin_explorer.net.controls import STEPS
     return where.slider(label, *_bounds(key), step=STEPS.get(key.rpartition(".")[2]), key=key,
                         help=help)
 
 
 def block_widgets(sidebar, p: str, i: int) -> None:
     """Block i's expander on the Build page; its widget keys start with `p` ('w.b2.')."""
-    from nin_explorer import controls, help_text as H
+    from nin_explorer.net import controls
+    from nin_explorer.look import help_text as H
     ss = st.session_state
     for k, v in controls.block_controls(controls.DEFAULT_BLOCK).items():
         ss.setdefault(p + k, v)
@@ -108,10 +109,10 @@ def preset_choice(label: str, key: str, help: str | None = None, include_current
 def training_widgets(left, right, p: str) -> str:
     """The Train page's settings in two columns, bounded and listed by the core (widget keys
     start with `p`); returns the chosen device."""
-    from nin_explorer import help_text as H
-    from nin_explorer.controls import TRAIN_BATCH_SIZES, TRAIN_LIMITS as LIMITS
-    from nin_explorer.config import DEVICES, OPTIMIZERS, SCHEDULES
-    from nin_explorer.summary import PRECISIONS
+    from nin_explorer.look import help_text as H
+    from nin_explorer.net.controls import TRAIN_BATCH_SIZES, TRAIN_LIMITS as LIMITS
+    from nin_explorer.learn.config import DEVICES, OPTIMIZERS, SCHEDULES
+    from nin_explorer.net.summary import PRECISIONS
     left.number_input("Epochs", *LIMITS["epochs"], key=p + "epochs")
     left.select_slider("Batch size", TRAIN_BATCH_SIZES, key=p + "batch_size")
     left.number_input("Learning rate (peak)", *LIMITS["lr"], format="%.4f", key=p + "lr")
@@ -131,7 +132,7 @@ def checkpoint_or_reason(key: str, _load):
     """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an
     upload's sha256 or a run's checkpoint path and time, whichever visitor asks and however
     often the page reruns."""
-    from nin_explorer.maps import CheckpointError
+    from nin_explorer.look.maps import CheckpointError
     try:
         return _load()
     except CheckpointError as e:
@@ -140,8 +141,8 @@ def checkpoint_or_reason(key: str, _load):
 
 def block_maps_expander(block_outputs: dict, shown: int = 64) -> None:
     """The GAP maps page's 'any block' view: one block's feature maps for the image."""
-    from nin_explorer import charts
-    from nin_explorer.maps import channel_order
+    from nin_explorer.look import charts
+    from nin_explorer.look.maps import channel_order
     with st.expander("Any block's feature maps for this image"):
         block = st.selectbox("Block", list(block_outputs), index=len(block_outputs) - 1, key="maps_block")
         fm = block_outputs[block][0]                              # (C, h, w)
@@ -156,7 +157,8 @@ def block_maps_expander(block_outputs: dict, shown: int = 64) -> None:
 
 def test_set_figures(analysis, classes: list[str]) -> None:
     """The GAP maps page's whole-test-set view: accuracy, mean class maps, confusion, per class."""
-    from nin_explorer import charts, help_text as H
+    from nin_explorer.look import charts
+    from nin_explorer.look import help_text as H
     st.metric("Test accuracy", f"{analysis.accuracy:.2%}")
     mm = analysis.mean_maps                                    # (K true, K channels, h, w)
     k = len(classes)

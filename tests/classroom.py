@@ -11,7 +11,7 @@ ALICE, BOB = "alice-" + "a" * 20, "bob-" + "b" * 20
 
 @pytest.fixture
 def classroom(monkeypatch):
-    from nin_explorer.jobs import JobManager
+    from nin_explorer.runs.jobs import JobManager
     monkeypatch.setenv("NIN_EXPLORER_TEACHER_TOKEN", TOKEN)
     monkeypatch.setattr(JobManager, "_start_queued", lambda self: None)   # runs stay queued
 

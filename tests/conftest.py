@@ -30,7 +30,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def shapes_root(request):
     """`shapes` generated once into pytest's cache folder (reused by later sessions)."""
-    from nin_explorer.data import load_dataset
+    from nin_explorer.learn.data import load_dataset
     root = request.config.cache.mkdir("nin-explorer-data")
     load_dataset("shapes", root=root)
     return root
@@ -39,10 +39,10 @@ def shapes_root(request):
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory, shapes_root):
     """A run store holding one short `tiny` run on `shapes`, trained for real in-process."""
-    from nin_explorer.presets import TINY
-    from nin_explorer.store import RunStore
-    from nin_explorer.config import TrainConfig
-    from nin_explorer.worker import execute_run
+    from nin_explorer.net.presets import TINY
+    from nin_explorer.runs.store import RunStore
+    from nin_explorer.learn.config import TrainConfig
+    from nin_explorer.runs.worker import execute_run
 
     home = tmp_path_factory.mktemp("trained")
     cfg = TrainConfig.from_dict({"dataset": "shapes", "recipe": "modern", "epochs": 2,

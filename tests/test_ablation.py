@@ -3,11 +3,11 @@ import io
 
 import pytest
 
-from nin_explorer.ablation import MAX_RUNS, aggregate, apply_factor, expand, to_csv
-from nin_explorer.presets import D2L, TINY
-from nin_explorer.spec import SpecError
-from nin_explorer.summary import summarize
-from nin_explorer.config import TrainConfig
+from nin_explorer.runs.ablation import MAX_RUNS, aggregate, apply_factor, expand, to_csv
+from nin_explorer.net.presets import D2L, TINY
+from nin_explorer.net.spec import SpecError
+from nin_explorer.net.summary import summarize
+from nin_explorer.learn.config import TrainConfig
 
 CFG = TrainConfig(epochs=1)
 
@@ -77,7 +77,7 @@ def test_aggregate_mean_and_spread_over_seeds_and_csv():
 def test_an_ablation_run_keeps_its_setting_in_its_config():
     """The results table groups by the setting recorded at submit, not by the run's name;
     a run stored before that field existed falls back to its name."""
-    from nin_explorer.ablation import result_rows, run_setting
+    from nin_explorer.runs.ablation import result_rows, run_setting
     runs = expand(TINY, CFG, {"head": ["gap", "fc"]}, seeds=2)
     assert {r.config.ablation_setting for r in runs} == {"Head = gap", "Head = fc"}
     assert runs[0].name == "Head = gap · seed 0"

@@ -1,4 +1,4 @@
-"""Spec -> nn.Module (nin_explorer/build.py): the built module is the network the summary
+"""Spec -> nn.Module (nin_explorer/net/build.py): the built module is the network the summary
 describes, name for name, parameter for parameter, shape for shape."""
 import math
 
@@ -7,10 +7,10 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nin_explorer.build import InceptionBlock, build_model, init_xavier
-from nin_explorer.presets import GOOGLENET, PRESETS, TINY
-from nin_explorer.spec import BlockSpec, NetSpec, SpecError
-from nin_explorer.summary import summarize
+from nin_explorer.net.build import InceptionBlock, build_model, init_xavier
+from nin_explorer.net.presets import GOOGLENET, PRESETS, TINY
+from nin_explorer.net.spec import BlockSpec, NetSpec, SpecError
+from nin_explorer.net.summary import summarize
 
 BIG = ("vgg11", "alexnet")   # built on the meta device: real shapes and counts, no memory
 

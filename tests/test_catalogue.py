@@ -6,8 +6,8 @@ from dataclasses import replace
 import pytest
 
 from conftest import ROOT
-from nin_explorer.catalogue import CATALOGUE, DATASETS
-from nin_explorer.data import dataset_info
+from nin_explorer.learn.catalogue import CATALOGUE, DATASETS
+from nin_explorer.learn.data import dataset_info
 
 
 def test_info_without_loading():
@@ -50,8 +50,8 @@ def test_every_record_says_where_it_comes_from_and_its_licence():
 
 def test_the_catalogue_and_dataset_info_need_no_torch():
     code = ("import sys\n"
-            "from nin_explorer.catalogue import DATASETS\n"
-            "from nin_explorer.data import dataset_info, is_local\n"
+            "from nin_explorer.learn.catalogue import DATASETS\n"
+            "from nin_explorer.learn.data import dataset_info, is_local\n"
             "assert dataset_info('cifar10').channels == 3 and is_local('shapes') and len(DATASETS) == 6\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'PIL')))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -17,18 +17,18 @@ import pytest
 import torch
 
 from conftest import ROOT
-from nin_explorer import maps
-from nin_explorer.build import build_model
-from nin_explorer.checkpoint import (MAX_NAME_CHARS, MAX_PICKLE_NODES, MAX_UPLOAD_PARAMS,
+from nin_explorer.look import maps
+from nin_explorer.net.build import build_model
+from nin_explorer.runs.checkpoint import (MAX_NAME_CHARS, MAX_PICKLE_NODES, MAX_UPLOAD_PARAMS,
                                      check_pickle, check_weights, load_checkpoint,
                                      save_checkpoint)
-from nin_explorer.data import DataError
-from nin_explorer.maps import (ANALYSIS_MEMORY_BYTES, CheckpointError, analyse_test_set,
+from nin_explorer.learn.data import DataError
+from nin_explorer.look.maps import (ANALYSIS_MEMORY_BYTES, CheckpointError, analyse_test_set,
                                analysis_batch_size, load_upload, open_checkpoint, upload_dataset)
-from nin_explorer.presets import D2L, PRESETS, TINY
-from nin_explorer.spec import BlockSpec, NetSpec
-from nin_explorer.store import RunStore, StoreError
-from nin_explorer.summary import summarize
+from nin_explorer.net.presets import D2L, PRESETS, TINY
+from nin_explorer.net.spec import BlockSpec, NetSpec
+from nin_explorer.runs.store import RunStore, StoreError
+from nin_explorer.net.summary import summarize
 
 
 def checkpoint_bytes(net=TINY, **fields) -> bytes:
@@ -286,7 +286,7 @@ def test_analysis_uses_the_smaller_batch(monkeypatch):
     ("mnist", "mnist is not downloaded on this server"),
 ])
 def test_upload_dataset_refusals(name, message, monkeypatch):
-    import nin_explorer.downloads as downloads
+    import nin_explorer.learn.downloads as downloads
     monkeypatch.setattr(downloads, "load_torchvision", lambda *a: pytest.fail("download started"))
     with pytest.raises(DataError, match=message) as info:
         upload_dataset(name)
@@ -335,7 +335,7 @@ def test_checkpoints_are_atomic_and_readable(tmp_path):
 
 SAVE_THEN_HANG = """
 import os, sys, time, torch
-from nin_explorer import checkpoint
+from nin_explorer.runs import checkpoint
 def hang(fd):
     print("saving", flush=True)
     time.sleep(60)

@@ -28,7 +28,7 @@ def test_summary_json(tmp_path):
 
 
 def test_summary_from_config_and_input_size(tmp_path):
-    from nin_explorer.presets import D2L
+    from nin_explorer.net.presets import D2L
     path = tmp_path / "v.json"
     path.write_text(D2L.to_json())
     out = run_cli("summary", "--config", str(path), "--input-size", "96", "--json")
@@ -74,7 +74,7 @@ def test_config_size_is_checked_before_the_file_is_read(tmp_path, capsys):
     import tracemalloc
 
     from nin_explorer.cli import main
-    from nin_explorer.spec import MAX_SPEC_JSON_BYTES
+    from nin_explorer.net.spec import MAX_SPEC_JSON_BYTES
     big = tmp_path / "big.json"
     with open(big, "wb") as f:
         f.truncate(64 * 2**20)                       # sparse: 64 MB of zeros, no disk used
@@ -96,7 +96,7 @@ def test_summary_imports_no_torch_and_answers_within_a_second():
     assert out.returncode == 0 and json.loads(out.stdout)["totals"]["params"] == 1_992_166
     modules = [line.split("|")[-1].strip() for line in out.stderr.splitlines()
                if line.startswith("import time:")]
-    assert "nin_explorer.summary" in modules
+    assert "nin_explorer.net.summary" in modules
     assert not [m for m in modules if m.split(".")[0] == "torch"]
     seconds = []
     for _ in range(3):          # the best of three: the machine is shared
@@ -108,9 +108,9 @@ def test_summary_imports_no_torch_and_answers_within_a_second():
 
 def test_the_summary_path_and_the_run_store_import_no_torch():
     code = ("import sys\n"
-            "import nin_explorer.cli, nin_explorer.layers, nin_explorer.presets, "
-            "nin_explorer.render, nin_explorer.spec, nin_explorer.summary, nin_explorer.store, "
-            "nin_explorer.procs, nin_explorer.provenance\n"
+            "import nin_explorer.cli, nin_explorer.net.layers, nin_explorer.net.presets, "
+            "nin_explorer.net.render, nin_explorer.net.spec, nin_explorer.net.summary, nin_explorer.runs.store, "
+            "nin_explorer.base.procs, nin_explorer.runs.provenance\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)

@@ -111,7 +111,7 @@ def test_train_flags_come_from_the_config_fields(monkeypatch, capsys):
     from dataclasses import fields
 
     from nin_explorer.cli import make_parser
-    from nin_explorer.config import TrainConfig
+    from nin_explorer.learn.config import TrainConfig
 
     monkeypatch.setenv("COLUMNS", "1000")          # one line per flag: no wrapped help
     with pytest.raises(SystemExit):

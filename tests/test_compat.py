@@ -11,11 +11,11 @@ import torch
 
 from conftest import ROOT
 from fixtures.make_compat_store import FAILING, TRAINED, fixed_input
-from nin_explorer.maps import open_checkpoint
-from nin_explorer.presets import get_preset
-from nin_explorer.spec import NetSpec
-from nin_explorer.store import RunStore
-from nin_explorer.config import ConfigError, TrainConfig
+from nin_explorer.look.maps import open_checkpoint
+from nin_explorer.net.presets import get_preset
+from nin_explorer.net.spec import NetSpec
+from nin_explorer.runs.store import RunStore
+from nin_explorer.learn.config import ConfigError, TrainConfig
 
 FIXTURE = ROOT / "tests" / "fixtures" / "compat-store"
 EXPECTED = json.loads((FIXTURE / "expected.json").read_text())

@@ -6,10 +6,10 @@ import sys
 import pytest
 
 from conftest import ROOT
-from nin_explorer import summary
-from nin_explorer.config import (OPTIMIZERS, RECIPES, ConfigError, TrainConfig, apply_recipe,
+from nin_explorer.net import summary
+from nin_explorer.learn.config import (OPTIMIZERS, RECIPES, ConfigError, TrainConfig, apply_recipe,
                                  effective_precision, memory_settings, setting_types)
-from nin_explorer.presets import get_preset
+from nin_explorer.net.presets import get_preset
 
 
 @pytest.mark.parametrize("change, message", [
@@ -107,7 +107,7 @@ def test_every_setting_has_help_text():
 
 
 def test_the_config_loads_without_torch():
-    code = "import sys, nin_explorer.config; print('torch' in sys.modules)"
+    code = "import sys, nin_explorer.learn.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

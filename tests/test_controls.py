@@ -1,8 +1,8 @@
 import pytest
 
-from nin_explorer.controls import controls_to_spec, spec_to_controls
-from nin_explorer.presets import D2L, PRESETS
-from nin_explorer.spec import SpecError
+from nin_explorer.net.controls import controls_to_spec, spec_to_controls
+from nin_explorer.net.presets import D2L, PRESETS
+from nin_explorer.net.spec import SpecError
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -42,7 +42,7 @@ def test_every_text_input_on_the_pages_has_max_chars():
 
 
 def test_overlong_text_is_refused_in_the_core():
-    from nin_explorer.controls import MAX_TEXT_CHARS
+    from nin_explorer.net.controls import MAX_TEXT_CHARS
     values = spec_to_controls(D2L) | {"b1.widths_1x1": "96, " * 6_000_000}   # 24 MB
     with pytest.raises(SpecError, match=f"type at most {MAX_TEXT_CHARS}"):
         controls_to_spec(values)
@@ -52,13 +52,13 @@ def test_overlong_text_is_refused_in_the_core():
 
 def test_every_preset_fits_the_build_pages_widgets():
     """controls.LIMITS holds the widgets' bounds (test_page_build checks the page reads them)."""
-    from nin_explorer.controls import check_fits
+    from nin_explorer.net.controls import check_fits
     for spec in PRESETS.values():
         check_fits(spec_to_controls(spec))
 
 
 def test_named_spec_and_the_gap_fix():
-    from nin_explorer.controls import last_block_fix, named_spec
+    from nin_explorer.net.controls import last_block_fix, named_spec
     values = spec_to_controls(D2L)
     assert named_spec(values, D2L).name == "d2l"
     changed = values | {"num_classes": 7}

@@ -1,8 +1,8 @@
 """The front door: names, the data root, options that do not apply."""
 import pytest
 
-from nin_explorer.catalogue import DATASETS
-from nin_explorer.data import DataError, dataset_info, default_root, load_dataset
+from nin_explorer.learn.catalogue import DATASETS
+from nin_explorer.learn.data import DataError, dataset_info, default_root, load_dataset
 
 
 def test_default_root_follows_the_environment(tmp_path, monkeypatch):

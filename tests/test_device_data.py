@@ -3,10 +3,10 @@ global batch, and the test shards."""
 import pytest
 import torch
 
-from nin_explorer.config import ConfigError
-from nin_explorer.data import Dataset
-from nin_explorer.device_data import DeviceData, TrainData, check_data, to_input
-from nin_explorer.presets import get_preset
+from nin_explorer.learn.config import ConfigError
+from nin_explorer.learn.data import Dataset
+from nin_explorer.learn.device_data import DeviceData, TrainData, check_data, to_input
+from nin_explorer.net.presets import get_preset
 
 WHERE = dict(device=torch.device("cpu"), size=8, channels_last=False)
 

@@ -14,17 +14,17 @@ import pytest
 import torch
 
 from conftest import ROOT, wait_for
-from nin_explorer import distributed
-from nin_explorer.build import build_model, init_xavier
-from nin_explorer.data import load_dataset
-from nin_explorer.jobs import JobManager
-from nin_explorer.presets import get_preset
-from nin_explorer.spec import NetSpec
-from nin_explorer.checkpoint import load_checkpoint
-from nin_explorer.store import RunStore
-from nin_explorer.config import ConfigError, TrainConfig
-from nin_explorer.devices import rank_device
-from nin_explorer.train import train
+from nin_explorer.learn import distributed
+from nin_explorer.net.build import build_model, init_xavier
+from nin_explorer.learn.data import load_dataset
+from nin_explorer.runs.jobs import JobManager
+from nin_explorer.net.presets import get_preset
+from nin_explorer.net.spec import NetSpec
+from nin_explorer.runs.checkpoint import load_checkpoint
+from nin_explorer.runs.store import RunStore
+from nin_explorer.learn.config import ConfigError, TrainConfig
+from nin_explorer.learn.devices import rank_device
+from nin_explorer.learn.train import train
 
 TINY = get_preset("tiny")
 TORCHRUN = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2")
@@ -159,7 +159,7 @@ def test_worker_command_uses_torchrun_for_several_gpus(tmp_path, monkeypatch):
     jm = JobManager(tmp_path / "home")
     try:
         run = {"id": 7, "config": config().to_dict()}
-        worker = ["-m", "nin_explorer.worker", "--home", str(jm.home), "--run-id", "7"]
+        worker = ["-m", "nin_explorer.runs.worker", "--home", str(jm.home), "--run-id", "7"]
         monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
         assert jm.worker_command(run) == [*TORCHRUN[:-1], "--nproc_per_node=4", *worker]
         cpu = {"id": 7, "config": config(device="cpu").to_dict()}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from nin_explorer import downloads
-from nin_explorer.catalogue import CATALOGUE
-from nin_explorer.data import DataError, dataset_info, is_local, load_dataset
+from nin_explorer.learn import downloads
+from nin_explorer.learn.catalogue import CATALOGUE
+from nin_explorer.learn.data import DataError, dataset_info, is_local, load_dataset
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:

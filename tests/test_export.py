@@ -5,10 +5,10 @@ import zlib
 import pytest
 import torch
 
-from nin_explorer.export import from_query, pytorch_snippet, to_query
-from nin_explorer.presets import D2L, PRESETS, TINY
-from nin_explorer.spec import SpecError
-from nin_explorer.summary import summarize
+from nin_explorer.net.export import from_query, pytorch_snippet, to_query
+from nin_explorer.net.presets import D2L, PRESETS, TINY
+from nin_explorer.net.spec import SpecError
+from nin_explorer.net.summary import summarize
 
 
 @pytest.mark.parametrize("name", PRESETS)

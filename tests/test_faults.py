@@ -17,15 +17,15 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, wait_for
-from nin_explorer import train as train_module
-from nin_explorer.jobs import RECONCILE_EVERY_S, JobManager
-from nin_explorer.maps import open_checkpoint
-from nin_explorer.presets import TINY
-from nin_explorer.procs import process_alive
-from nin_explorer.store import RunStore
-from nin_explorer.tables import ACTIVE
-from nin_explorer.config import TrainConfig
-from nin_explorer.worker import HEARTBEAT_S, execute_run
+from nin_explorer.learn import train as train_module
+from nin_explorer.runs.jobs import RECONCILE_EVERY_S, JobManager
+from nin_explorer.look.maps import open_checkpoint
+from nin_explorer.net.presets import TINY
+from nin_explorer.base.procs import process_alive
+from nin_explorer.runs.store import RunStore
+from nin_explorer.runs.tables import ACTIVE
+from nin_explorer.learn.config import TrainConfig
+from nin_explorer.runs.worker import HEARTBEAT_S, execute_run
 from test_reliability import assert_intact, earlier  # noqa: F401  (earlier: a fixture)
 
 LONG = {"epochs": 100, "max_train_examples": None}   # runs that are ended by the test

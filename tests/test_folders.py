@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nin_explorer.data import DataError, dataset_info, load_dataset
+from nin_explorer.learn.data import DataError, dataset_info, load_dataset
 
 
 def write_images(directory: Path, count: int, mode: str = "RGB", size=(40, 30)) -> None:

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import EpsImagePlugin, Image, ImageFile
 
-from nin_explorer.data import DataError, load_dataset
-from nin_explorer.images import MAX_IMAGE_PIXELS, ImageError, image_to_tensor
-from nin_explorer.maps import image_from_upload
+from nin_explorer.learn.data import DataError, load_dataset
+from nin_explorer.learn.images import MAX_IMAGE_PIXELS, ImageError, image_to_tensor
+from nin_explorer.look.maps import image_from_upload
 
 EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 16 16\n%%EndComments\nshowpage\n%%EOF\n"
 

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 from conftest import wait_for
-from nin_explorer.jobs import JobManager, default_at_once, run_gpus
-from nin_explorer.presets import get_preset
-from nin_explorer.roles import TEACHER, Limits, QuotaError, RoleError
-from nin_explorer.spec import SpecError
-from nin_explorer.store import RunStore
-from nin_explorer.tables import ACTIVE
-from nin_explorer.config import TrainConfig
+from nin_explorer.runs.jobs import JobManager, default_at_once, run_gpus
+from nin_explorer.net.presets import get_preset
+from nin_explorer.runs.roles import TEACHER, Limits, QuotaError, RoleError
+from nin_explorer.net.spec import SpecError
+from nin_explorer.runs.store import RunStore
+from nin_explorer.runs.tables import ACTIVE
+from nin_explorer.learn.config import TrainConfig
 
 TINY = get_preset("tiny")
 CFG = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "max_train_examples": 256})

@@ -3,10 +3,10 @@ import math
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer.lineage import lineage_rows, measured_rows
-from nin_explorer.plan import smallest_input_size
-from nin_explorer.presets import GOOGLENET, PRESETS, VGG11_NARROW
-from nin_explorer.summary import summarize
+from nin_explorer.net.lineage import lineage_rows, measured_rows
+from nin_explorer.runs.plan import smallest_input_size
+from nin_explorer.net.presets import GOOGLENET, PRESETS, VGG11_NARROW
+from nin_explorer.net.summary import summarize
 
 
 def test_lineage_counts_and_fc_share():
@@ -57,7 +57,7 @@ def test_lineage_page():
 
 
 def test_course_recipe_per_network():
-    from nin_explorer.config import TrainConfig, recipe_defaults
+    from nin_explorer.learn.config import TrainConfig, recipe_defaults
     assert recipe_defaults("course", "alexnet")["lr"] == 0.001
     assert recipe_defaults("course", "alexnet")["epochs"] == 3
     v = recipe_defaults("course", "vgg11-narrow")
@@ -71,9 +71,9 @@ def test_course_recipe_per_network():
 def test_googlenet_and_narrow_vgg_train_at_small_size(shapes_root, monkeypatch):
     """Short CPU runs of the neighbours at small inputs complete an epoch with a finite loss
     (beating chance takes more than this test's 1,024 images: they measured 0.08-0.11)."""
-    from nin_explorer.data import load_dataset
-    from nin_explorer.config import TrainConfig
-    from nin_explorer.train import train
+    from nin_explorer.learn.data import load_dataset
+    from nin_explorer.learn.config import TrainConfig
+    from nin_explorer.learn.train import train
     tr, te = load_dataset("shapes", root=shapes_root), load_dataset("shapes", root=shapes_root, train=False)
     for name, size in (("googlenet", 28), ("vgg11-narrow", 32)):
         cfg = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "batch_size": 64,

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from nin_explorer.config import TrainConfig
-from nin_explorer.loop import DivergenceDetector, MetricWindow, TimeBudget, lr_factor
+from nin_explorer.learn.config import TrainConfig
+from nin_explorer.learn.loop import DivergenceDetector, MetricWindow, TimeBudget, lr_factor
 
 
 # --- the divergence detector on made-up losses ---

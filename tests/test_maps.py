@@ -6,11 +6,11 @@ import pytest
 import torch
 from PIL import Image
 
-from nin_explorer.build import build_model
-from nin_explorer.maps import (CheckpointError, ImageError, analyse_test_set, channel_order,
+from nin_explorer.net.build import build_model
+from nin_explorer.look.maps import (CheckpointError, ImageError, analyse_test_set, channel_order,
                                class_maps, identity_gap, image_from_upload,
                                most_confident_mistakes, open_checkpoint)
-from nin_explorer.presets import TINY
+from nin_explorer.net.presets import TINY
 
 
 def checkpoint_bytes(spec, seed=0, **extra) -> bytes:

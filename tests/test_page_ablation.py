@@ -5,7 +5,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer.store import RunStore
+from nin_explorer.runs.store import RunStore
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_many_runs_warned_and_bad_plan_refused():
 
 
 def test_the_plans_widgets_read_their_bounds_from_the_core():
-    from nin_explorer.controls import ABLATION_LIMITS
+    from nin_explorer.net.controls import ABLATION_LIMITS
     at = page("pages/ablation.py")
     for widget, name in ((at.number_input(key="a.epochs"), "epochs"),
                          (at.number_input(key="a.subset"), "max_train_examples"),

@@ -5,8 +5,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer.presets import D2L
-from nin_explorer.spec import NetSpec
+from nin_explorer.net.presets import D2L
+from nin_explorer.net.spec import NetSpec
 
 
 def app(query=None) -> AppTest:
@@ -81,7 +81,7 @@ def test_hostile_link_falls_back_to_preset(query):
 
 
 def test_share_link_restores_variant():
-    from nin_explorer.export import to_query
+    from nin_explorer.net.export import to_query
     variant = D2L.replace(input_size=160, name="custom (d2l)")
     at = app(to_query(variant))
     assert at.sidebar.slider(key="w.input_size").value == 160
@@ -90,7 +90,7 @@ def test_share_link_restores_variant():
 
 def test_json_upload_loads_and_bad_json_is_refused():
     at = app()
-    from nin_explorer.presets import TINY
+    from nin_explorer.net.presets import TINY
     at.file_uploader(key="up_json").upload("tiny.json", TINY.to_json().encode(), "application/json").run()
     assert metrics(at)["Parameters"] == "27,354"
     at.file_uploader(key="up_json").upload("bad.json", b'{"blocks": 3}', "application/json").run()
@@ -152,8 +152,8 @@ def test_extreme_settings_give_messages_not_exceptions(values):
 def test_every_build_widget_reads_its_bounds_and_choices_from_the_core():
     """Each numeric widget's min and max are controls.LIMITS' (a nin, a conv and an fc head
     open every widget); the choice lists are the spec's and controls' own."""
-    from nin_explorer import controls
-    from nin_explorer.spec import BLOCK_KINDS, HEADS, POOLS
+    from nin_explorer.net import controls
+    from nin_explorer.net.spec import BLOCK_KINDS, HEADS, POOLS
     at = app()
     at.sidebar.radio(key="w.head").set_value("fc").run()
     at.sidebar.selectbox(key="w.b2.kind").set_value("conv").run()

@@ -67,7 +67,7 @@ def upload_checkpoint(at: AppTest, data: bytes) -> AppTest:
 def test_uploaded_checkpoint_is_checked_once_per_file(use_trained_home, monkeypatch):
     from test_checkpoint import checkpoint_bytes
 
-    from nin_explorer import maps
+    from nin_explorer.look import maps
     calls = []
     real = maps.load_upload
     monkeypatch.setattr(maps, "load_upload", lambda data: calls.append(len(data)) or real(data))

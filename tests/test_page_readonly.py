@@ -4,9 +4,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer.jobs import JobManager
-from nin_explorer.presets import TINY
-from nin_explorer.store import RunStore, default_home
+from nin_explorer.runs.jobs import JobManager
+from nin_explorer.net.presets import TINY
+from nin_explorer.runs.store import RunStore, default_home
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ so the server is not a single user's.
 import pytest
 
 from classroom import ALICE, BOB, TOKEN, classroom, open_page  # noqa: F401 (a fixture)
-from nin_explorer.jobs import JobManager
-from nin_explorer.presets import get_preset
-from nin_explorer.store import RunStore
-from nin_explorer.config import TrainConfig
+from nin_explorer.runs.jobs import JobManager
+from nin_explorer.net.presets import get_preset
+from nin_explorer.runs.store import RunStore
+from nin_explorer.learn.config import TrainConfig
 
 TINY = get_preset("tiny")
 CFG = TrainConfig.from_dict({"recipe": "modern", "epochs": 1, "max_train_examples": 256})
-SECRET = "/srv/classroom/secret-path/nin_explorer/worker.py"
+SECRET = "/srv/classroom/secret-path/nin_explorer/runs/worker.py"
 pytestmark = pytest.mark.usefixtures("classroom")
 
 
@@ -162,7 +162,9 @@ def test_the_offline_button_follows_a_missing_download_not_the_words_of_the_erro
 
 
 def test_the_settings_read_their_bounds_and_choices_from_the_core():
-    from nin_explorer import config, controls, summary
+    from nin_explorer.learn import config
+    from nin_explorer.net import controls
+    from nin_explorer.net import summary
     at = train_page(v=ALICE)
     assert not at.exception
     bounds = {"t.epochs": "epochs", "t.lr": "lr", "t.subset": "max_train_examples", "t.seed": "seed"}

@@ -1,6 +1,6 @@
 """One cache folder: the run store and the data sets default to the same parent."""
-from nin_explorer.data import default_root
-from nin_explorer.store import default_home
+from nin_explorer.learn.data import default_root
+from nin_explorer.runs.store import default_home
 
 
 def test_runs_and_data_resolve_the_cache_folder_the_same_way(tmp_path, monkeypatch):

@@ -1,8 +1,8 @@
 import pytest
 
-from nin_explorer.plan import adapt_spec, estimate, human_duration
-from nin_explorer.presets import D2L, GOOGLENET, NIN_PAPER, TINY
-from nin_explorer.summary import summarize
+from nin_explorer.runs.plan import adapt_spec, estimate, human_duration
+from nin_explorer.net.presets import D2L, GOOGLENET, NIN_PAPER, TINY
+from nin_explorer.net.summary import summarize
 
 
 def test_adapt_spec_to_a_data_set():
@@ -30,8 +30,8 @@ def test_estimate_warns_for_d2l_on_a_cpu_and_uses_measurements():
 # --- memory fit against this machine ---
 
 def test_a_run_that_needs_more_than_the_free_memory_is_refused():
-    from nin_explorer.plan import FitError, check_fits
-    from nin_explorer.config import TrainConfig
+    from nin_explorer.runs.plan import FitError, check_fits
+    from nin_explorer.learn.config import TrainConfig
     cfg = TrainConfig(batch_size=128)
     fit = check_fits(TINY, cfg, available_bytes=2**40, device="cpu")
     assert fit.fits and fit.total_bytes < 2 * 2**30
@@ -46,8 +46,8 @@ def test_a_run_that_needs_more_than_the_free_memory_is_refused():
 
 
 def test_optimiser_precision_and_eval_batch_move_the_estimate():
-    from nin_explorer.plan import run_memory
-    from nin_explorer.config import TrainConfig
+    from nin_explorer.runs.plan import run_memory
+    from nin_explorer.learn.config import TrainConfig
     base = TrainConfig(batch_size=64)
 
     def need(device="cpu", **changes):
@@ -62,9 +62,9 @@ def test_optimiser_precision_and_eval_batch_move_the_estimate():
 
 
 def test_a_launch_that_does_not_fit_is_refused_before_queueing(tmp_path, monkeypatch):
-    from nin_explorer import plan
-    from nin_explorer.jobs import JobManager
-    from nin_explorer.config import TrainConfig
+    from nin_explorer.runs import plan
+    from nin_explorer.runs.jobs import JobManager
+    from nin_explorer.learn.config import TrainConfig
     monkeypatch.setattr(plan, "available_memory_bytes", lambda device="cpu": 100 * 2**20)
     jobs = JobManager(tmp_path, max_concurrent=1)
     try:
@@ -76,14 +76,14 @@ def test_a_launch_that_does_not_fit_is_refused_before_queueing(tmp_path, monkeyp
 
 
 def test_free_memory_is_read_from_this_machine():
-    from nin_explorer.plan import available_memory_bytes
+    from nin_explorer.runs.plan import available_memory_bytes
     free = available_memory_bytes("cpu")
     assert free is None or 2**20 < free < 2**50
 
 
 def test_an_ablation_is_checked_whole_before_any_run_is_queued():
-    from nin_explorer.plan import FitError, check_fits_together
-    from nin_explorer.config import TrainConfig
+    from nin_explorer.runs.plan import FitError, check_fits_together
+    from nin_explorer.learn.config import TrainConfig
     small, big = TrainConfig(batch_size=16), TrainConfig(batch_size=16, input_size=512)
     one = check_fits_together([(TINY, small)], available_bytes=2**40, device="cpu")[0]
     free = int(one.total_bytes * 1.5)      # room for one small run, not for two side by side

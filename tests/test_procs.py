@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 from conftest import ROOT, wait_for
-from nin_explorer.procs import WORKER_MODULE, is_worker, launched, process_alive, process_start
-from nin_explorer.provenance import git_commit
+from nin_explorer.base.procs import WORKER_MODULE, is_worker, launched, process_alive, process_start
+from nin_explorer.runs.provenance import git_commit
 
 
 def test_process_identity():

@@ -20,14 +20,14 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer import shapes
-from nin_explorer.data import DataError, load_dataset
-from nin_explorer.export import from_query
-from nin_explorer.presets import TINY
-from nin_explorer.spec import BlockSpec, NetSpec, SpecError
-from nin_explorer.store import RunStore
-from nin_explorer.config import TrainConfig
-from nin_explorer.worker import execute_run
+from nin_explorer.learn import shapes
+from nin_explorer.learn.data import DataError, load_dataset
+from nin_explorer.net.export import from_query
+from nin_explorer.net.presets import TINY
+from nin_explorer.net.spec import BlockSpec, NetSpec, SpecError
+from nin_explorer.runs.store import RunStore
+from nin_explorer.learn.config import TrainConfig
+from nin_explorer.runs.worker import execute_run
 
 HOSTILE_RUN_IDS = ["../../etc", "99999", "abc", "²", "9" * 5000, "1 OR 1=1", "-1", ""]
 
@@ -342,7 +342,7 @@ def test_unusable_run_store_folder_is_said_on_every_page(tmp_path, monkeypatch):
 
 
 def small_shapes(n, seed, hard=False):
-    from nin_explorer.shapes import _DIFFICULTY, _draw_shapes
+    from nin_explorer.learn.shapes import _DIFFICULTY, _draw_shapes
     return _draw_shapes(min(n, 200), seed, _DIFFICULTY["shapes"])
 
 
@@ -373,7 +373,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(earlier, monkeypat
     folder = store.run_dir(run_id)
     assert [p.name for p in folder.iterdir() if p.name.endswith(".pt") or ".tmp" in p.name] \
         == ["checkpoint.pt"]                                      # no half-written temp file
-    from nin_explorer.maps import open_checkpoint
+    from nin_explorer.look.maps import open_checkpoint
     ckpt = open_checkpoint(folder / "checkpoint.pt")             # the epoch-1 checkpoint, whole
     assert ckpt.epoch == 1
     assert not app_page("pages/train.py", {"run": str(run_id)}).exception
@@ -383,7 +383,7 @@ def test_full_disk_during_a_checkpoint_keeps_the_previous_one(earlier, monkeypat
 # --- memory fit against this machine ---
 
 def test_train_page_refuses_a_run_larger_than_the_free_memory(monkeypatch):
-    from nin_explorer import plan
+    from nin_explorer.runs import plan
     monkeypatch.setattr(plan, "available_memory_bytes", lambda device="cpu": 300 * 2**20)
     at = app_page("pages/train.py")
     assert not at.exception

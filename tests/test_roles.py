@@ -4,8 +4,8 @@ import stat
 
 import pytest
 
-from nin_explorer import roles
-from nin_explorer.roles import (TEACHER, Limits, QuotaError, RoleError, Visitor, check_quota,
+from nin_explorer.runs import roles
+from nin_explorer.runs.roles import (TEACHER, Limits, QuotaError, RoleError, Visitor, check_quota,
                                 identify, is_teacher_token, public_error, single_user,
                                 teacher_token)
 

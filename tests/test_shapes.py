@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from nin_explorer import shapes
-from nin_explorer.catalogue import SHAPE_CLASSES
-from nin_explorer.data import load_dataset
-from nin_explorer.shapes import make_shapes
+from nin_explorer.learn import shapes
+from nin_explorer.learn.catalogue import SHAPE_CLASSES
+from nin_explorer.learn.data import load_dataset
+from nin_explorer.learn.shapes import make_shapes
 
 
 def test_shapes_same_bytes_for_a_seed_on_any_thread_count():

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from nin_explorer.presets import D2L, PRESETS
-from nin_explorer.spec import BlockSpec, NetSpec, SpecError
+from nin_explorer.net.presets import D2L, PRESETS
+from nin_explorer.net.spec import BlockSpec, NetSpec, SpecError
 
 
 @pytest.mark.parametrize("name", PRESETS)

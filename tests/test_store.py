@@ -9,8 +9,8 @@ import time
 import pytest
 
 from conftest import ROOT
-from nin_explorer.procs import process_start
-from nin_explorer.store import RunStore, default_home
+from nin_explorer.base.procs import process_start
+from nin_explorer.runs.store import RunStore, default_home
 
 SPEC = {"name": "tiny"}
 CONFIG = {"epochs": 1}
@@ -91,7 +91,7 @@ def test_metrics_batches_and_incremental_reads(store):
 
 
 def _writer(home: str, run_id: int, n: int) -> str:
-    return (f"from nin_explorer.store import RunStore\n"
+    return (f"from nin_explorer.runs.store import RunStore\n"
             f"s = RunStore({home!r})\n"
             f"for i in range({n}):\n"
             f"    s.add_metrics({run_id}, [{{'kind': 'step', 'step': i}}] * 5)\n"
@@ -200,7 +200,7 @@ def test_writes_wait_out_a_lock_longer_than_busy_timeout(store):
 
 
 def test_a_lock_held_past_the_retry_budget_fails_the_write(store, monkeypatch):
-    import nin_explorer.store as store_module
+    import nin_explorer.runs.store as store_module
     monkeypatch.setattr(store_module, "WRITE_RETRY_S", 0.0)   # one try: busy_timeout only
     run_id = store.create_run(SPEC, CONFIG)
     holder = hold_write_lock(store, 6.5)
@@ -212,7 +212,7 @@ def test_a_lock_held_past_the_retry_budget_fails_the_write(store, monkeypatch):
 # --- owners (a shared server's visitors) ---
 
 def test_an_older_database_gains_the_owner_and_error_detail_columns(tmp_path):
-    from nin_explorer import tables
+    from nin_explorer.runs import tables
     home = tmp_path / "old"
     home.mkdir()
     old_schema = tables.SCHEMA.replace("    checkpoint TEXT,\n    owner TEXT,\n"

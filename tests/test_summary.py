@@ -3,9 +3,9 @@ import random
 
 import pytest
 
-from nin_explorer.presets import D2L, PRESETS, REFERENCE_COUNTS, TINY
-from nin_explorer.spec import BlockSpec, NetSpec, SpecError
-from nin_explorer.summary import MAX_PARAMS, ShapeError, summarize
+from nin_explorer.net.presets import D2L, PRESETS, REFERENCE_COUNTS, TINY
+from nin_explorer.net.spec import BlockSpec, NetSpec, SpecError
+from nin_explorer.net.summary import MAX_PARAMS, ShapeError, summarize
 from test_build import assert_matches_oracle  # the built module is the summary's oracle
 
 # The output shapes d2l.ai 7.3 prints for its NiN at 224: (layer, output shape) of the d2l preset.

@@ -4,12 +4,12 @@ import time
 import pytest
 import torch
 
-from nin_explorer.config import ConfigError, TrainConfig
-from nin_explorer.data import Dataset, load_dataset
-from nin_explorer.presets import get_preset
-from nin_explorer.spec import BlockSpec, NetSpec
-from nin_explorer.checkpoint import load_checkpoint, save_checkpoint
-from nin_explorer.train import train
+from nin_explorer.learn.config import ConfigError, TrainConfig
+from nin_explorer.learn.data import Dataset, load_dataset
+from nin_explorer.net.presets import get_preset
+from nin_explorer.net.spec import BlockSpec, NetSpec
+from nin_explorer.runs.checkpoint import load_checkpoint, save_checkpoint
+from nin_explorer.learn.train import train
 
 TINY = get_preset("tiny")
 

@@ -8,11 +8,11 @@ import time
 import pytest
 
 from conftest import ROOT, wait_for
-from nin_explorer.checkpoint import load_checkpoint
-from nin_explorer.presets import get_preset
-from nin_explorer.spec import NetSpec
-from nin_explorer.store import RunStore
-from nin_explorer.worker import run_on_ranks
+from nin_explorer.runs.checkpoint import load_checkpoint
+from nin_explorer.net.presets import get_preset
+from nin_explorer.net.spec import NetSpec
+from nin_explorer.runs.store import RunStore
+from nin_explorer.runs.worker import run_on_ranks
 from test_jobs import config, finished, manager  # noqa: F401  (manager: a fixture)
 
 TINY = get_preset("tiny")
@@ -63,7 +63,7 @@ def test_failing_run_records_its_error_and_the_queue_moves_on(manager):
 
 
 def test_worker_command_line_errors(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "nin_explorer.worker", "--home",
+    out = subprocess.run([sys.executable, "-m", "nin_explorer.runs.worker", "--home",
                           str(tmp_path), "--run-id", "7"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "there is no run 7" in out.stderr
@@ -74,7 +74,7 @@ def test_worker_command_line_errors(tmp_path):
 def test_metric_rows_stay_buffered_until_a_write_commits(tmp_path, monkeypatch):
     import sqlite3
 
-    from nin_explorer.worker import StoreReporter
+    from nin_explorer.runs.worker import StoreReporter
     store = RunStore(tmp_path / "home")
     run_id = store.create_run({"name": "tiny"}, {}, status="running")
     reporter = StoreReporter(store, run_id)
@@ -97,7 +97,7 @@ def test_metric_rows_stay_buffered_until_a_write_commits(tmp_path, monkeypatch):
 def test_unexpected_error_shows_visitors_one_line_and_keeps_the_detail(tmp_path, monkeypatch):
     """An exception we did not foresee may carry paths: its text goes to error_detail (the
     teacher's), and every visitor reads one line without it."""
-    import nin_explorer.worker as worker_module
+    import nin_explorer.runs.worker as worker_module
 
     def boom(*args, **kwargs):
         raise RuntimeError("cannot open /home/teacher/secret/cache.bin")
