@@ -51,6 +51,9 @@ CORE_TESTS = tests/test_train.py tests/test_summary.py tests/test_spec.py tests/
 	tests/test_worker.py tests/test_cli_train.py tests/test_cli.py tests/test_bench.py
 CORE_TESTS += tests/test_catalogue.py tests/test_shapes.py tests/test_folders.py tests/test_downloads.py \
 	tests/test_places.py
+CORE_TESTS += tests/test_config.py tests/test_loop.py tests/test_device_data.py tests/test_checkpoint.py \
+	tests/test_procs.py tests/test_jobs.py tests/test_roles.py tests/test_images.py tests/test_build.py \
+	tests/test_plan.py tests/test_compat.py tests/test_queries.py
 test-core:
 	PYTHONPATH=. python3 -m pytest -o addopts=-ra $(CORE_TESTS)
 

@@ -4,7 +4,6 @@ import time
 import streamlit as st
 
 from nin_explorer.look import charts
-
 from nin_explorer.look import help_text as H
 from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
                                    exercise_plan, plan_text, result_rows, to_csv)

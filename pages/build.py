@@ -2,9 +2,7 @@
 import streamlit as st
 
 from nin_explorer.look import charts
-
 from nin_explorer.net import controls
-
 from nin_explorer.look import help_text as H
 from nin_explorer.net.compare import compare_rows, gap_example
 from nin_explorer.net.export import from_query, pytorch_snippet, to_query

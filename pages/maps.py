@@ -5,7 +5,6 @@ import streamlit as st
 import torch
 
 from nin_explorer.look import charts
-
 from nin_explorer.look import help_text as H
 from nin_explorer.learn.data import DataError
 from nin_explorer.learn.images import IMAGE_EXTENSIONS
@@ -15,7 +14,7 @@ from nin_explorer.look.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageEr
                                most_confident_mistakes, upload_dataset)
 from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
 from pages.common import get_store, page_title, test_set
-from pages.widgets import block_maps_expander, checkpoint_or_reason, test_set_figures
+from pages.map_views import block_maps_expander, checkpoint_or_reason, test_set_figures
 
 
 page_title("GAP feature maps")

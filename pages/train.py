@@ -2,7 +2,6 @@
 import streamlit as st
 
 from nin_explorer.look import charts
-
 from nin_explorer.look import help_text as H
 from nin_explorer.learn.catalogue import DATASETS
 from nin_explorer.net.controls import TRAIN_LIMITS as LIMITS

@@ -25,7 +25,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from nin_explorer.learn import devices
-
 from nin_explorer.learn import distributed
 from nin_explorer.net.build import build_model, init_xavier
 from nin_explorer.learn.config import RECIPES, TrainConfig, apply_recipe, effective_precision
