@@ -6,7 +6,7 @@ import streamlit as st
 from nin_explorer.look import charts
 from nin_explorer.look import help_text as H
 from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
-                                   exercise_plan, plan_text, result_rows, to_csv)
+                                        exercise_plan, plan_text, result_rows, to_csv)
 from nin_explorer.learn.catalogue import DATASETS
 from nin_explorer.net.controls import ABLATION_LIMITS as LIMITS
 from nin_explorer.runs.jobs import MAX_AT_ONCE

@@ -9,9 +9,9 @@ from nin_explorer.look import help_text as H
 from nin_explorer.learn.data import DataError
 from nin_explorer.learn.images import IMAGE_EXTENSIONS
 from nin_explorer.look.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageError,
-                               analyse_test_set, cached_analysis, class_maps,
-                               identity_gap, image_from_upload, load_upload, open_checkpoint,
-                               most_confident_mistakes, upload_dataset)
+                                    analyse_test_set, cached_analysis, class_maps, identity_gap,
+                                    image_from_upload, load_upload, open_checkpoint,
+                                    most_confident_mistakes, upload_dataset)
 from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
 from pages.common import get_store, page_title, test_set
 from pages.map_views import block_maps_expander, checkpoint_or_reason, test_set_figures

@@ -10,7 +10,7 @@ from nin_explorer.runs.plan import adapt_spec, human_duration, smallest_input_si
 from nin_explorer.net.render import human_bytes
 from nin_explorer.runs.roles import RoleError, may_stop, public_error
 from nin_explorer.runs.queries import (forecast, index_of, offers_offline_copy, offline_copy,
-                               progress_line, run_metrics, run_title, runs_table)
+                                       progress_line, run_metrics, run_title, runs_table)
 from nin_explorer.net.spec import SpecError
 from nin_explorer.runs.tables import ACTIVE
 from nin_explorer.net.presets import PRESETS

@@ -20,11 +20,12 @@ from conftest import ROOT
 from nin_explorer.look import maps
 from nin_explorer.net.build import build_model
 from nin_explorer.runs.checkpoint import (MAX_NAME_CHARS, MAX_PICKLE_NODES, MAX_UPLOAD_PARAMS,
-                                     check_pickle, check_weights, load_checkpoint,
-                                     save_checkpoint)
+                                          check_pickle, check_weights, load_checkpoint,
+                                          save_checkpoint)
 from nin_explorer.learn.data import DataError
 from nin_explorer.look.maps import (ANALYSIS_MEMORY_BYTES, CheckpointError, analyse_test_set,
-                               analysis_batch_size, load_upload, open_checkpoint, upload_dataset)
+                                    analysis_batch_size, load_upload, open_checkpoint,
+                                    upload_dataset)
 from nin_explorer.net.presets import D2L, PRESETS, TINY
 from nin_explorer.net.spec import BlockSpec, NetSpec
 from nin_explorer.runs.store import RunStore, StoreError

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT
 from nin_explorer.net import summary
 from nin_explorer.learn.config import (OPTIMIZERS, RECIPES, ConfigError, TrainConfig, apply_recipe,
-                                 effective_precision, memory_settings, setting_types)
+                                       effective_precision, memory_settings, setting_types)
 from nin_explorer.net.presets import get_preset
 
 

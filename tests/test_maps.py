@@ -8,8 +8,8 @@ from PIL import Image
 
 from nin_explorer.net.build import build_model
 from nin_explorer.look.maps import (CheckpointError, ImageError, analyse_test_set, channel_order,
-                               class_maps, identity_gap, image_from_upload,
-                               most_confident_mistakes, open_checkpoint)
+                                    class_maps, identity_gap, image_from_upload,
+                                    most_confident_mistakes, open_checkpoint)
 from nin_explorer.net.presets import TINY
 
 

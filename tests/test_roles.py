@@ -6,8 +6,8 @@ import pytest
 
 from nin_explorer.runs import roles
 from nin_explorer.runs.roles import (TEACHER, Limits, QuotaError, RoleError, Visitor, check_quota,
-                                identify, is_teacher_token, public_error, single_user,
-                                teacher_token)
+                                     identify, is_teacher_token, public_error, single_user,
+                                     teacher_token)
 
 TOKEN = "s3cret-token-for-tests"
 GARBAGE = ["", " ", "s3cret", TOKEN + " ", " " + TOKEN, TOKEN.upper(), TOKEN[:-1], "é" * 30,

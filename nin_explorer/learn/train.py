@@ -29,8 +29,9 @@ from nin_explorer.learn import distributed
 from nin_explorer.net.build import build_model, init_xavier
 from nin_explorer.learn.config import RECIPES, TrainConfig, apply_recipe, effective_precision
 from nin_explorer.learn.device_data import DeviceData, TrainData, check_data
-from nin_explorer.learn.loop import (DivergenceDetector, MetricWindow, Report, ShouldStop, TimeBudget, Watch,
-                   evaluate, lr_factor, make_optimizer, stopped)
+from nin_explorer.learn.loop import (DivergenceDetector, MetricWindow, Report, ShouldStop,
+                                     TimeBudget, Watch, evaluate, lr_factor, make_optimizer,
+                                     stopped)
 from nin_explorer.net.spec import NetSpec
 
 Checkpoint = Callable[[dict], None]

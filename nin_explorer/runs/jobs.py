@@ -23,7 +23,7 @@ import torch
 from nin_explorer.runs import plan
 from nin_explorer.base.procs import WORKER_MODULE, is_worker, process_alive, process_start
 from nin_explorer.runs.roles import (TEACHER, Limits, check_ablation_size, check_quota, check_stop,
-                    check_teacher)
+                                     check_teacher)
 from nin_explorer.runs.provenance import REPO_ROOT, git_commit
 from nin_explorer.net.spec import NetSpec
 from nin_explorer.runs.store import ERROR_DETAIL_CHARS, RunStore
@@ -33,7 +33,6 @@ from nin_explorer.learn.config import TrainConfig
 log = logging.getLogger(__name__)
 
 RECONCILE_EVERY_S = 5.0
-LOG_TAIL_CHARS = ERROR_DETAIL_CHARS
 MAX_AT_ONCE = 16
 
 
@@ -70,7 +69,7 @@ def run_gpus(run: dict) -> int:
 def _log_tail(path: Path) -> str:
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_CHARS))
+            f.seek(max(0, f.seek(0, os.SEEK_END) - ERROR_DETAIL_CHARS))
             return f.read().decode("utf-8", "replace").strip()
     except OSError:
         return ""

@@ -19,7 +19,8 @@ from nin_explorer.base.files import remove_stale_tmp
 from nin_explorer.base.places import cache_folder
 from nin_explorer.base.procs import process_alive
 from nin_explorer.runs.tables import (ACTIVE, FINISHED, JSON_COLUMNS, METRIC_COLUMNS, METRIC_KINDS,
-                     RESULT_COLUMNS, RUN_COLUMNS, SCHEMA, STATUSES, UPDATABLE_COLUMNS, migrate)
+                                      RESULT_COLUMNS, RUN_COLUMNS, SCHEMA, STATUSES,
+                                      UPDATABLE_COLUMNS, migrate)
 
 STALE_AFTER_S = 60.0   # a running row with no process and no heartbeat for this long is interrupted
 WRITE_RETRY_S = 60.0   # a write waits this long in all for a locked database before it fails
