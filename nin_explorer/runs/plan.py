@@ -158,10 +158,15 @@ def check_fits_together(runs: list, at_once: int = 1, available_bytes: int | Non
                         device: str | None = None) -> list[RunMemory]:
     """`check_fits` for every (spec, cfg) of `runs` (an ablation, before any is queued), and for
     the `at_once` largest together, as they may run side by side. Raises FitError naming the run."""
-    fits = []
+    from nin_explorer.learn.devices import resolve_device
+    fits, free = [], {}     # free memory read once per device: one snapshot for the whole batch
     for i, (spec, cfg) in enumerate(runs, 1):
+        where = device or resolve_device(cfg.device).type
+        if where not in free:
+            free[where] = available_bytes if available_bytes is not None \
+                else available_memory_bytes(where)
         try:
-            fits.append(check_fits(spec, cfg, available_bytes, device))
+            fits.append(check_fits(spec, cfg, free[where], where))
         except FitError as e:
             raise FitError(f"Run {i} of {len(runs)} ({spec.name}): {e}", e.fit) from None
     for where in {f.device for f in fits}:
