@@ -50,7 +50,7 @@ def visitor():
 
     single = roles.single_user(st.get_option("server.address"))
     try:
-        token = "" if single else roles.teacher_token(default_home())
+        token = "" if single else _teacher_token(str(default_home()))
     except roles.RoleError as e:
         st.error(str(e))
         st.stop()
@@ -64,6 +64,13 @@ def visitor():
         elif st.query_params.get(name) != who.query[name]:
             st.query_params[name] = who.query[name]
     return who
+
+
+@st.cache_resource
+def _teacher_token(home: str) -> str:
+    """Read (or made) once per server, not on every rerun of every page."""
+    from nin_explorer.runs.roles import teacher_token
+    return teacher_token(home)
 
 
 def _role_line(who) -> None:
@@ -141,13 +148,6 @@ def _jobs(home: str):
 def _store(home: str):
     from nin_explorer.runs.store import RunStore
     return RunStore(home)
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the test set...")
-def test_set(name: str):
-    """A data set's test split, loaded once per server (DataError when it cannot be had)."""
-    from nin_explorer.learn.data import load_dataset
-    return load_dataset(name, train=False)
 
 
 def optional_store():

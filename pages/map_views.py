@@ -2,6 +2,13 @@
 import streamlit as st
 
 
+@st.cache_resource(max_entries=4, show_spinner="Loading the test set...")
+def test_set(name: str):
+    """A data set's test split, loaded once per server (DataError when it cannot be had)."""
+    from nin_explorer.learn.data import load_dataset
+    return load_dataset(name, train=False)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")
 def checkpoint_or_reason(key: str, _load):
     """What `_load()` gives (a Checkpoint), or the sentence saying why not, once per key: an

@@ -13,8 +13,8 @@ from nin_explorer.look.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageEr
                                     image_from_upload, load_upload, open_checkpoint,
                                     most_confident_mistakes, upload_dataset)
 from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
-from pages.common import get_store, page_title, test_set
-from pages.map_views import block_maps_expander, checkpoint_or_reason, test_set_figures
+from pages.common import get_store, page_title
+from pages.map_views import block_maps_expander, checkpoint_or_reason, test_set, test_set_figures
 
 
 page_title("GAP feature maps")
