@@ -41,6 +41,8 @@ from nin_explorer.net.presets import get_preset
     ({"compile": "max-autotune"}, "Compile must be one of off, default, reduce-overhead"),
     ({"eval_batch_size": 0}, "evaluation batch size must be between 1 and 65536"),
     ({"fused_optimizer": 1}, "'fused_optimizer' must be a boolean (true or false)"),
+    ({"ablation_setting": "x" * 301}, "An ablation setting is a short label (at most 300"),
+    ({"ablation_setting": ["Head = fc"]}, "'ablation_setting' must be a text"),
 ])
 def test_config_errors_say_what_to_change(change, message):
     with pytest.raises(ConfigError) as e:
