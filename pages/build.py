@@ -1,19 +1,17 @@
 """Build page: sliders in, shapes / parameters / FLOPs / memory out, and ways to take it away."""
 import streamlit as st
 
-from nin_explorer.look import charts
 from nin_explorer.net import controls
 from nin_explorer.look import help_text as H
-from nin_explorer.net.compare import compare_rows, gap_example
-from nin_explorer.net.export import from_query, pytorch_snippet, to_query
+from nin_explorer.net.export import from_query, to_query
 from nin_explorer.runs.plan import available_memory_bytes
 from nin_explorer.net.presets import DESCRIPTIONS, PRESETS
-from nin_explorer.net.render import block_rows, human_bytes, human_count, table_rows
+from nin_explorer.net.render import human_bytes, human_count
 from nin_explorer.net.spec import NetSpec, SpecError
-from nin_explorer.runs.queries import measured_memory
 from nin_explorer.net.summary import MEMORY_BASIS, MEMORY_OPTIMIZERS, PRECISIONS, ShapeError, summarize
-from pages.common import optional_store, page_title, set_current_spec
-from pages.widgets import NUMBER_COLUMNS, block_widgets, number, slider
+from pages import build_views
+from pages.common import page_title, set_current_spec
+from pages.widgets import block_widgets, keep_widget_values, number, slider
 
 page_title("Build a NiN variant")
 ss = st.session_state
@@ -56,105 +54,92 @@ if W + "n_blocks" not in ss:
         st.warning(f"{e} Showing the d2l preset instead.")
         load_controls(PRESETS["d2l"])
 
-# --- sidebar: every setting ---
-sb = st.sidebar
-sb.selectbox("Preset", list(PRESETS), key=W + "preset", on_change=on_preset, help=H.PRESET)
-sb.caption(DESCRIPTIONS.get(ss[W + "preset"], ""))
-slider(sb, "Input size (height = width)", W + "input_size", H.INPUT_SIZE)
-c1, c2 = sb.columns(2)
-number(c1, "Input channels", W + "in_channels", H.IN_CHANNELS)
-number(c2, "Classes", W + "num_classes", H.CLASSES)
-slider(sb, "Number of blocks", W + "n_blocks", H.N_BLOCKS)
-for i in range(1, ss[W + "n_blocks"] + 1):
-    block_widgets(sb, f"{W}b{i}.", i)
-sb.radio("Head", controls.CHOICES["head"], key=W + "head", horizontal=True, help=H.HEAD)
-if ss[W + "head"] == "fc":
+
+def share_link(wanted: dict) -> None:
+    """The address bar names this variant (`preset` or `spec`), and keeps who you are (`v`,
+    `teacher`); written only when it changes (each write is a message to the browser)."""
+    params = st.query_params
+    for name in {"preset", "spec"} - set(wanted):
+        params.pop(name, None)
+    for name, value in wanted.items():
+        if params.get(name) != value:
+            params[name] = value
+
+
+@st.fragment
+def variant() -> None:
+    """Everything a setting changes, as a fragment: a widget here reruns only this, not app.py's
+    menu and frame (a third of a rerun's server time on this page)."""
+    keep_widget_values(W)   # a closed block's settings outlive its hidden widgets
+    # --- sidebar: every setting ---
+    sb = st.sidebar
+    sb.selectbox("Preset", list(PRESETS), key=W + "preset", on_change=on_preset, help=H.PRESET)
+    sb.caption(DESCRIPTIONS.get(ss[W + "preset"], ""))
+    slider(sb, "Input size (height = width)", W + "input_size", H.INPUT_SIZE)
+    c1, c2 = sb.columns(2)
+    number(c1, "Input channels", W + "in_channels", H.IN_CHANNELS)
+    number(c2, "Classes", W + "num_classes", H.CLASSES)
+    slider(sb, "Number of blocks", W + "n_blocks", H.N_BLOCKS)
+    for i in range(1, ss[W + "n_blocks"] + 1):
+        block_widgets(sb, f"{W}b{i}.", i)
+    sb.radio("Head", controls.CHOICES["head"], key=W + "head", horizontal=True, help=H.HEAD)
+    if ss[W + "head"] == "fc":
+        a, b = sb.columns(2)
+        number(a, "Hidden FC layers", W + "fc_layers", H.FC_LAYERS)
+        number(b, "Hidden width", W + "fc_width", H.FC_WIDTH)
+        slider(sb, "FC dropout", W + "fc_dropout", H.DROPOUT)
+    sb.divider()
+    sb.caption("Memory estimate settings")
+    ss.setdefault(W + "batch", 128)
+    sb.select_slider("Batch size", controls.MEMORY_BATCH_SIZES, key=W + "batch", help=H.BATCH)
     a, b = sb.columns(2)
-    number(a, "Hidden FC layers", W + "fc_layers", H.FC_LAYERS)
-    number(b, "Hidden width", W + "fc_width", H.FC_WIDTH)
-    slider(sb, "FC dropout", W + "fc_dropout", H.DROPOUT)
-sb.divider()
-sb.caption("Memory estimate settings")
-ss.setdefault(W + "batch", 128)
-sb.select_slider("Batch size", controls.MEMORY_BATCH_SIZES, key=W + "batch", help=H.BATCH)
-a, b = sb.columns(2)
-precision = a.selectbox("Precision", PRECISIONS, key=W + "precision", help=H.PRECISION)
-optimizer = b.selectbox("Optimiser", MEMORY_OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER)
+    precision = a.selectbox("Precision", PRECISIONS, key=W + "precision", help=H.PRECISION)
+    optimizer = b.selectbox("Optimiser", MEMORY_OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER)
 
-# --- the spec and its summary ---
-values = {k[len(W):]: v for k, v in ss.items() if isinstance(k, str) and k.startswith(W)}
-try:
-    spec = controls.named_spec(values, PRESETS[values["preset"]])
-    summary = summarize(spec, ss[W + "batch"], precision, optimizer)
-except ShapeError as e:
-    st.error(str(e))
-    st.caption(f"The rows up to {e.layer}, which receives {' x '.join(map(str, e.received))}:")
-    st.dataframe(
-        [{"layer": r.name, "type": r.type, "settings": r.settings,
-          "output": " x ".join(map(str, r.output_shape))} for r in e.rows],
-        hide_index=True, width="stretch")
-    st.stop()
-except SpecError as e:
-    st.error(str(e))
-    fix = controls.last_block_fix(values)
-    if fix:
-        st.button(f"Set the last block to {values['num_classes']} channels",
-                  on_click=ss.update, args=({W + k: v for k, v in fix.items()},))
-    st.stop()
+    # --- the spec and its summary ---
+    values = {k[len(W):]: v for k, v in ss.items() if isinstance(k, str) and k.startswith(W)}
+    try:
+        spec = controls.named_spec(values, PRESETS[values["preset"]])
+        summary = summarize(spec, ss[W + "batch"], precision, optimizer)
+    except ShapeError as e:
+        st.error(str(e))
+        st.caption(f"The rows up to {e.layer}, which receives {' x '.join(map(str, e.received))}:")
+        st.dataframe(
+            [{"layer": r.name, "type": r.type, "settings": r.settings,
+              "output": " x ".join(map(str, r.output_shape))} for r in e.rows],
+            hide_index=True, width="stretch")
+        st.stop()
+    except SpecError as e:
+        st.error(str(e))
+        fix = controls.last_block_fix(values)
+        if fix:
+            st.button(f"Set the last block to {values['num_classes']} channels",
+                      on_click=ss.update, args=({W + k: v for k, v in fix.items()},))
+        st.stop()
 
-set_current_spec(spec)
-st.query_params.from_dict(to_query(spec))
-m = summary.memory
-st.caption(f"**{spec.name}** · input {' x '.join(map(str, summary.input_shape))} → "
-           f"{' x '.join(map(str, summary.output_shape))} · {spec.head} head")
-cols = st.columns(5)
-cols[0].metric("Parameters", f"{summary.params:,}", help=H.PARAMS)
-cols[1].metric("FLOPs per image", human_count(summary.flops), help=H.FLOPS)
-cols[2].metric("Multiply-adds", human_count(summary.macs), help=H.MACS)
-cols[3].metric("Training memory", human_bytes(m.train_bytes), help=MEMORY_BASIS)
-cols[4].metric("Prediction memory", human_bytes(m.infer_bytes), help=MEMORY_BASIS)
-free = available_memory_bytes("cpu")
-st.caption(f"Memory at batch size {m.batch_size}, {precision}, {optimizer} (change in the sidebar)"
-           + ("." if free is None else f"; this machine has {human_bytes(free)} of RAM free now "
-              "(the Train page checks each run against it, with its data and evaluation batch)."))
+    set_current_spec(spec)
+    share_link(to_query(spec))
+    m = summary.memory
+    st.caption(f"**{spec.name}** · input {' x '.join(map(str, summary.input_shape))} → "
+               f"{' x '.join(map(str, summary.output_shape))} · {spec.head} head")
+    row = st.container(horizontal=True, wrap=False)   # one block: fewer messages than columns
+    row.metric("Parameters", f"{summary.params:,}", help=H.PARAMS)
+    row.metric("FLOPs per image", human_count(summary.flops), help=H.FLOPS)
+    row.metric("Multiply-adds", human_count(summary.macs), help=H.MACS)
+    row.metric("Training memory", human_bytes(m.train_bytes), help=MEMORY_BASIS)
+    row.metric("Prediction memory", human_bytes(m.infer_bytes), help=MEMORY_BASIS)
+    free = available_memory_bytes("cpu")
+    st.caption(f"Memory at batch size {m.batch_size}, {precision}, {optimizer} (change in the sidebar)"
+               + ("." if free is None else f"; this machine has {human_bytes(free)} of RAM free now "
+                  "(the Train page checks each run against it, with its data and evaluation batch)."))
 
-tabs = st.tabs(["Layers", "Blocks", "Diagram", "Memory", "Compare", "Export", "About the numbers"])
-with tabs[0]:
-    show_relu = st.toggle("Show ReLU rows", value=False, key="show_relu")
-    rows = table_rows(summary, include_relu=show_relu)
-    st.dataframe(rows, hide_index=True, width="stretch", height=min(36 * (len(rows) + 1) + 4, 900),
-                 key="layer_table", column_config=NUMBER_COLUMNS)
-with tabs[1]:
-    st.plotly_chart(charts.block_bars_figure(summary), key="block_bars", width="stretch")
-    st.dataframe(block_rows(summary), hide_index=True, width="stretch", column_config=NUMBER_COLUMNS)
-with tabs[2]:
-    st.plotly_chart(charts.diagram_figure(summary), key="diagram", width="stretch")
-with tabs[3]:
-    st.plotly_chart(charts.memory_figure(summary), key="memory", width="stretch")
-    st.markdown(MEMORY_BASIS)
-    store = optional_store()   # the Build page works without a run store (no measurements)
-    measured = measured_memory(store, spec) if store else None
-    if measured:
-        st.markdown(H.measured_memory_text(**measured))
-    else:
-        st.caption("Train this exact network on the Train page to see measured peaks here.")
-with tabs[4]:
-    rows = compare_rows(spec, m.batch_size, precision, optimizer)
-    st.plotly_chart(charts.compare_figure(rows), key="compare", width="stretch")
-    st.dataframe(rows, hide_index=True, width="stretch", column_config=NUMBER_COLUMNS)
-    g = gap_example(summary)
-    st.markdown(H.gap_saving(g))
-with tabs[5]:
-    st.download_button("Download JSON", spec.to_json(), f"{spec.name.split()[0]}.json",
-                       "application/json", key="dl_json")
-    st.file_uploader("Load a JSON spec", type=["json"], key="up_json", max_upload_size=1,
-                     on_change=on_upload)
-    if "upload_error" in ss:
-        st.error(ss["upload_error"])
-    st.markdown("**Share link**: the address bar already holds this variant; copy it.")
-    st.code("?" + "&".join(f"{k}={v}" for k, v in to_query(spec).items()), language=None)
-    snippet = pytorch_snippet(spec)
-    st.download_button("Download PyTorch code", snippet, "nin_variant.py", "text/x-python", key="dl_py")
-    st.code(snippet, language="python")
-with tabs[6]:
-    st.markdown(H.about_numbers(summary))
+    # Only the open view is computed and sent (lazy tabs): a slider move redraws one view, not seven.
+    views = build_views.views(spec, summary, precision, optimizer, on_upload)
+    tabs = st.tabs(list(views), key=build_views.VIEW_KEY, on_change="rerun")
+    for tab, view in zip(tabs, views.values()):
+        if tab.open:
+            with tab:
+                view()
+
+
+variant()

@@ -2,6 +2,7 @@
 the visitor is, the run store, the heading with its first-deep-link fix, the Build page's variant."""
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import streamlit as st
@@ -10,9 +11,12 @@ from nin_explorer.net.presets import D2L
 from nin_explorer.net.spec import NetSpec
 
 BUILD_SPEC_KEY = "build_spec"
-# The browser tab's icon, served by this server: a `:material/...:` page icon makes the
-# browser fetch an SVG from fonts.gstatic.com (the menu's icons come from a bundled font).
-FAVICON = str(Path(__file__).resolve().parent.parent / "assets" / "favicon.png")
+# The browser tab's icon, from this server: a `:material/...:` page icon makes the browser fetch
+# an SVG from fonts.gstatic.com (the menu's icons come from a bundled font). As a data URL (318
+# bytes), not a file path: a path is stored as a media file on every rerun of every page and the
+# browser fetches it again each time.
+FAVICON = "data:image/png;base64," + base64.b64encode(
+    (Path(__file__).resolve().parent.parent / "assets" / "favicon.png").read_bytes()).decode()
 
 
 # (file, title, icon, url path); the first is the default page. The icons are drawn by the menu's

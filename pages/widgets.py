@@ -55,14 +55,32 @@ def slider(where, label: str, key: str, help: str | None = None):
                         help=help)
 
 
+OPEN_BLOCK_KEY = "open.b{i}"   # the Build page's block expanders (set True to open one)
+
+
+def keep_widget_values(prefix: str) -> None:
+    """Keep the values of this page's widgets (keys starting with `prefix`) that this run will
+    not draw: Streamlit forgets a widget's value at the end of a run that skipped the widget,
+    unless the page set it itself (docs: "widget behavior", "interrupting the clean-up")."""
+    ss = st.session_state
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(prefix)]:
+        ss[key] = ss[key]
+
+
 def block_widgets(sidebar, p: str, i: int) -> None:
-    """Block i's expander on the Build page; its widget keys start with `p` ('w.b2.')."""
+    """Block i's expander on the Build page; its widget keys start with `p` ('w.b2.'). The
+    widgets are drawn only while it is open (they are most of the page's widgets, and every
+    widget costs each rerun), and the page keeps their values while it is closed."""
     from nin_explorer.net import controls
     from nin_explorer.look import help_text as H
     ss = st.session_state
     for k, v in controls.block_controls(controls.DEFAULT_BLOCK).items():
         ss.setdefault(p + k, v)
-    with sidebar.expander(f"Block {i}: {ss[p + 'kind']} → {ss[p + 'out_channels']} ch", expanded=False):
+    box = sidebar.expander(f"Block {i}: {ss[p + 'kind']} → {ss[p + 'out_channels']} ch",
+                           key=OPEN_BLOCK_KEY.format(i=i), on_change="rerun")
+    if not box.open:
+        return
+    with box:
         st.selectbox("Kind", controls.CHOICES["kind"], key=p + "kind", help=H.KIND)
         kind = ss[p + "kind"]
         if kind == "inception":

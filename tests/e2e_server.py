@@ -23,15 +23,16 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(home: Path, timeout_s: float = 90, data: Path | None = None,
-                     extra_args: tuple[str, ...] = ()):
-    """Serve the app with its run store in `home` (and data in `data`, else home/data);
-    `extra_args` go to `streamlit run` after ours (e.g. ("--server.allowedHosts", "*"))."""
+                     extra_args: tuple[str, ...] = (), script: str = "app.py"):
+    """Serve the app (or another `script`, relative to the repository) with its run store in
+    `home` (and data in `data`, else home/data); `extra_args` go to `streamlit run` after ours
+    (e.g. ("--server.allowedHosts", "*"))."""
     port = free_port()
     env = {**os.environ, "NIN_EXPLORER_HOME": str(home),
            "NIN_EXPLORER_DATA": str(data or home / "data")}
     log = open(home / "streamlit.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.headless", "true", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
          *extra_args],

@@ -141,8 +141,11 @@ def test_build_slider_updates_table_and_url(server, page):
     expect(page).to_have_url(re.compile(r"spec="), timeout=30_000)
     expect(page.get_by_test_id("stSlider").first).to_contain_text("232")
     expect(page.get_by_text("input 1 x 232 x 232").first).to_be_visible()  # caption over the table
-    page.get_by_role("tab", name="Diagram").click()
+    page.get_by_role("tab", name="Diagram").click()     # drawn only once opened
     expect(page.locator(".st-key-diagram .main-svg").first).to_be_attached(timeout=30_000)
+    block = page.get_by_test_id("stSidebar").get_by_text("Block 2: nin")
+    block.click()                                       # its widgets are drawn once opened
+    expect(page.locator(".st-key-w-b2-out_channels input[type='range']")).to_be_attached(timeout=30_000)
     no_exception(page)
     screenshot(page, "build-diagram")
 

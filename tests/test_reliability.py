@@ -20,6 +20,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
+from pages.build_views import VIEW_KEY
 from nin_explorer.learn import shapes
 from nin_explorer.learn.data import DataError, load_dataset
 from nin_explorer.net.export import from_query
@@ -183,6 +184,8 @@ def test_cli_refuses_deeply_nested_json_in_one_line(tmp_path, capsys):
 def test_build_page_survives_nested_and_absurd_links_and_uploads():
     at = app_page("pages/build.py", {"spec": encoded("[" * 100_000)})
     assert not at.exception and "damaged" in at.warning[0].value
+    at.session_state[VIEW_KEY] = "Export"   # the view with the uploader (only it is drawn)
+    at.run()
     at.file_uploader(key="up_json").upload("deep.json", b"[" * 150_000, "application/json").run()
     assert not at.exception and any("not a usable spec" in e.value for e in at.error)
 
