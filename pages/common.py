@@ -11,16 +11,13 @@ from nin_explorer.net.presets import D2L
 from nin_explorer.net.spec import NetSpec
 
 BUILD_SPEC_KEY = "build_spec"
-# The browser tab's icon, from this server: a `:material/...:` page icon makes the browser fetch
-# an SVG from fonts.gstatic.com (the menu's icons come from a bundled font). As a data URL (318
-# bytes), not a file path: a path is stored as a media file on every rerun of every page and the
-# browser fetches it again each time.
-FAVICON = "data:image/png;base64," + base64.b64encode(
-    (Path(__file__).resolve().parent.parent / "assets" / "favicon.png").read_bytes()).decode()
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+# The browser tab's icon, from this server (a `:material/...:` icon is fetched from Google), as a
+# data URL: a file path is stored anew on every rerun and the browser fetches it again each time.
+FAVICON = f"data:image/png;base64,{base64.b64encode((ASSETS / 'favicon.png').read_bytes()).decode()}"
 
 
-# (file, title, icon, url path); the first is the default page. The icons are drawn by the menu's
-# page links only (a bundled font); app.py gives st.Page none, as each would become a favicon.
+# (file, title, menu icon, url path); the first is the default page (app.py gives st.Page no icon).
 PAGES = [
     ("pages/build.py", "Build", ":material/construction:", "build"),
     ("pages/train.py", "Train", ":material/model_training:", "train"),
@@ -95,12 +92,11 @@ def page_title(title: str) -> None:
     """A page's heading: every page calls it first, before any other widget.
 
     It is also the one place for the first-deep-link fix. Streamlit keeps a server in "pages
-    directory" mode (a relic of its first multipage API, switched off only by st.navigation)
-    until some script calls st.navigation, and in that mode it runs a fresh server's first deep
-    link (/train) straight from pages/, without app.py: no frame, and the mode never ends. Here
-    such a page switches the mode off for every later run and draws app.py's frame itself.
-    Streamlit 1.67 offers no supported switch (the mode is on whenever pages/ sits beside the
-    main script). tests/test_page_common.py opens each page as a fresh server's first link."""
+    directory" mode (a relic of its first multipage API) until some script calls st.navigation,
+    and in that mode it runs a fresh server's first deep link (/train) straight from pages/,
+    without app.py: no frame, and the mode never ends. Here such a page switches the mode off
+    and draws app.py's frame itself. Streamlit 1.67 offers no supported switch (the mode is on
+    whenever pages/ sits beside the main script); tests/test_page_common.py checks each page."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if PagesManager.uses_pages_directory:

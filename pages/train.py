@@ -1,20 +1,19 @@
 """Train page: launch a run of a variant, watch it live, stop it, find it again later."""
 import streamlit as st
 
-from nin_explorer.look import charts
 from nin_explorer.look import help_text as H
 from nin_explorer.learn.catalogue import DATASETS
 from nin_explorer.net.controls import TRAIN_LIMITS as LIMITS
 from nin_explorer.learn.data import DataError, dataset_info
 from nin_explorer.runs.plan import adapt_spec, human_duration, smallest_input_size
 from nin_explorer.net.render import human_bytes
-from nin_explorer.runs.roles import RoleError, may_stop, public_error
-from nin_explorer.runs.queries import (forecast, index_of, offers_offline_copy, offline_copy,
-                                       progress_line, run_metrics, run_title, runs_table)
+from nin_explorer.runs.roles import RoleError, may_stop
+from nin_explorer.runs.queries import forecast, index_of, run_title, runs_table
 from nin_explorer.net.spec import SpecError
 from nin_explorer.runs.tables import ACTIVE
 from nin_explorer.net.presets import PRESETS
 from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig, recipe_defaults
+from pages import run_views
 from pages.common import current_spec, get_jobs, page_title, visitor
 from pages.widgets import preset_choice, training_widgets
 
@@ -128,26 +127,8 @@ elif active:
 
 @st.fragment(run_every=1.0 if active else None)
 def live(run_id: int, was_active: bool):
-    run = store.get_run(run_id)
-    steps, epochs = store.metrics(run_id, "step"), store.metrics(run_id, "epoch")
-    last = steps[-1] if steps else None
-    st.progress(*progress_line(run, last))
-    for col, (label, value) in zip(st.columns(4), run_metrics(run, last).items()):
-        col.metric(label, value)
-    st.plotly_chart(charts.curves_figure(steps, epochs), key=f"curves", width="stretch")
-    if run["status"] == "diverged":
-        st.warning(H.diverged_text(run.get("reason")))
-    elif run["status"] == "failed":
-        st.error(f"The run failed: {public_error(run.get('error'))}")
-        if who.is_teacher:   # tracebacks and paths: the teacher's, never every visitor's
-            with st.expander("Details (only the teacher sees them)"):
-                st.code(run.get("error_detail") or jobs.log_tail(run_id) or "(the log is empty)")
-        if offers_offline_copy(run):
-            st.button("Run the same on the offline `shapes` data set", key="t.offline",
-                      on_click=launch, args=offline_copy(run))
-    elif run["status"] in ("stopped", "interrupted") and run.get("reason"):
-        st.info(run["reason"])
-    if was_active and run["status"] not in ACTIVE:
+    status = run_views.live_view(run_id, jobs, who, launch)
+    if was_active and status not in ACTIVE:
         st.rerun()  # re-register the fragment without its timer
 
 
