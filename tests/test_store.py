@@ -308,3 +308,38 @@ def test_a_released_database_opens_and_matches_the_derived_schema(tmp_path, stor
     assert released.metrics(1, "epoch")[0]["test_acc"] == 0.5
     new = released.create_run(SPEC, CONFIG, name="new", status="running", commit="def")
     assert released.get_run(new)["git_commit"] == "def" and released.get_run(new)["heartbeat"]
+
+
+def index_names(path) -> set[str]:
+    con = sqlite3.connect(path)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                          "AND name NOT LIKE 'sqlite_%'")}
+    finally:
+        con.close()
+
+
+def test_a_released_database_gets_the_new_indexes(tmp_path, store):
+    """A file from the release above gets the group index a new file has (an ablation's runs
+    and the list of ablations are looked up by index, not by reading every run)."""
+    home = tmp_path / "released"
+    home.mkdir()
+    con = sqlite3.connect(home / "runs.sqlite")
+    con.executescript(RELEASED_SCHEMA)
+    con.close()
+    assert "runs_group" not in index_names(home / "runs.sqlite")
+    RunStore(home)
+    assert index_names(home / "runs.sqlite") == index_names(store.db_path)
+    assert "runs_group" in index_names(store.db_path)
+    con = sqlite3.connect(store.db_path)
+    plan = " ".join(str(r) for r in con.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM runs WHERE group_id = 'g' ORDER BY id DESC"))
+    con.close()
+    assert "runs_group" in plan
+
+
+def test_groups_newest_first_by_their_latest_run(store):
+    for group in ("a", "b", "a", None, "c", "b"):
+        store.create_run(SPEC, CONFIG, group=group, status="running")
+    assert store.groups() == ["b", "c", "a"]
+    assert store.groups(limit=2) == ["b", "c"]

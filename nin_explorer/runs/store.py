@@ -269,6 +269,13 @@ class RunStore:
         with self._connect() as con:
             return [_run_dict(r) for r in con.execute(sql, args).fetchall()]
 
+    def groups(self, limit: int = 1000) -> list[str]:
+        """Ablation group ids, the newest (by its latest run) first (an index, not a scan)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT group_id FROM runs WHERE group_id IS NOT NULL GROUP BY group_id "
+                               "ORDER BY MAX(id) DESC LIMIT ?", (int(limit),)).fetchall()
+        return [r[0] for r in rows]
+
     # --- metrics ---
     def add_metrics(self, run_id: int, rows: list[dict]) -> None:
         """Append step/epoch events (train.py's report dicts) in one transaction."""

@@ -67,23 +67,29 @@ CREATE TABLE IF NOT EXISTS metrics (
 );
 CREATE INDEX IF NOT EXISTS metrics_run ON metrics(run_id, kind, id);
 """
-_ADDED_INDEX = "CREATE INDEX IF NOT EXISTS runs_owner ON runs(owner, status)"
+# Indexes added since the first release: made by migrate() on an older file too.
+ADDED_INDEXES = {"runs_owner": "runs(owner, status)",
+                 "runs_group": "runs(group_id, id)"}   # an ablation's runs, and the list of ablations
 
 
 def migrate(con: sqlite3.Connection) -> None:
-    """Add the columns an older database lacks (checked again under the write lock, so two
-    processes opening it at once add each column once)."""
+    """Add the columns and indexes an older database lacks (checked again under the write lock,
+    so two processes opening it at once add each one once)."""
     def missing():
         have = {r["name"] for r in con.execute("PRAGMA table_info(runs)")}
         return [c for c in ADDED_COLUMNS if c not in have]
-    if not missing() and con.execute("SELECT 1 FROM sqlite_master "
-                                     "WHERE name = 'runs_owner'").fetchone():
+
+    def missing_indexes():
+        have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        return [name for name in ADDED_INDEXES if name not in have]
+    if not missing() and not missing_indexes():
         return
     con.execute("BEGIN IMMEDIATE")
     try:
         for column in missing():
             con.execute(f"ALTER TABLE runs ADD COLUMN {column} {dict(RUN_COLUMNS)[column]}")
-        con.execute(_ADDED_INDEX)
+        for name in missing_indexes():
+            con.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {ADDED_INDEXES[name]}")
     except BaseException:
         con.execute("ROLLBACK")
         raise
