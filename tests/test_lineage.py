@@ -83,3 +83,22 @@ def test_googlenet_and_narrow_vgg_train_at_small_size(shapes_root, monkeypatch):
         assert result.status == "completed", (name, result)
         assert result.epochs == 1 and math.isfinite(result.train_loss), (name, result)
         assert result.train_loss < 2 * math.log(10), (name, result)    # not blown up
+
+
+def test_smallest_input_size_jumps_to_what_the_scan_one_size_at_a_time_finds():
+    """It jumps to where a ShapeError says shapes start to work; the answer is the same as
+    trying every size from `at_least` up."""
+    from nin_explorer.net.spec import SpecError
+    from nin_explorer.net.summary import summarize
+
+    def one_by_one(spec, at_least):
+        for size in range(at_least, 513):
+            try:
+                summarize(spec.replace(input_size=size))
+                return size
+            except SpecError:
+                continue
+        return None
+    for spec in (PRESETS["d2l"], VGG11_NARROW, GOOGLENET):
+        for at_least in (8, 28, 40, 67, 100):
+            assert smallest_input_size(spec, at_least) == one_by_one(spec, at_least), (spec.name, at_least)

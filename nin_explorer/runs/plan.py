@@ -10,6 +10,7 @@ CUDA run), with the run's optimiser, precision and evaluation batch (`check_fits
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass
 
@@ -205,14 +206,22 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+@functools.lru_cache(maxsize=256)
 def smallest_input_size(spec: NetSpec, at_least: int = 8) -> int | None:
-    """The smallest input size >= `at_least` at which the network has valid shapes."""
-    from nin_explorer.net.spec import MAX_INPUT_SIZE, SpecError
+    """The smallest input size >= `at_least` at which the network has valid shapes (cached: the
+    Train page asks on every rerun, and a scan one size at a time took 0.1 s for `d2l`)."""
+    from nin_explorer.net.spec import MAX_INPUT_SIZE
+    from nin_explorer.net.summary import ShapeError
 
-    for size in range(at_least, MAX_INPUT_SIZE + 1):
+    size = at_least
+    while size <= MAX_INPUT_SIZE:
         try:
             summarize(spec.replace(input_size=size))
             return size
+        except ShapeError as e:     # it knows the size where its shapes start to work
+            if e.min_input_size is None:
+                return None
+            size = max(size + 1, e.min_input_size)
         except SpecError:
-            continue
+            size += 1
     return None
