@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import secrets
 import statistics
 import sys
@@ -124,13 +125,17 @@ def train_run(home: Path, seconds: float) -> dict:
         jm.close(stop_runs=True)
 
 
-async def session(page, moves: int, done: asyncio.Event, timeout_ms: float) -> dict:
-    """Move the slider one pixel at a time while training runs; the latency of each rerun."""
+async def session(page, moves: int, done: asyncio.Event, timeout_ms: float,
+                  pause_s: float = 0.0) -> dict:
+    """Move the slider one pixel at a time while training runs, `pause_s` between moves (0: at
+    once, as fast as the page answers); the latency of each rerun."""
     slider = page.locator(".st-key-w-input_size input[type='range']")
     size, times, failures = 224, [], []
-    for _ in range(moves):
+    for i in range(moves):
         if done.is_set():
             break
+        if pause_s:   # students do not all move at the same instant: start at random offsets
+            await asyncio.sleep(random.uniform(0, 2 * pause_s) if i else random.uniform(0, pause_s))
         try:
             await slider.focus(timeout=timeout_ms)
             start = time.perf_counter()
@@ -145,7 +150,7 @@ async def session(page, moves: int, done: asyncio.Event, timeout_ms: float) -> d
 
 
 async def drive(url: str, home: Path, sessions: int, moves: int, train_s: float | None,
-                timeout_s: float) -> dict:
+                timeout_s: float, pause_s: float = 0.0) -> dict:
     """Open `sessions` Build pages, then move their sliders (while a run trains, if train_s)."""
     from playwright.async_api import async_playwright
 
@@ -170,7 +175,7 @@ async def drive(url: str, home: Path, sessions: int, moves: int, train_s: float 
             loop = asyncio.get_running_loop()
             training = loop.run_in_executor(None, train_run, home, train_s)
             training.add_done_callback(lambda _: loop.call_soon_threadsafe(done.set))
-        results = await asyncio.gather(*(session(pg, moves, done, timeout_s * 1000)
+        results = await asyncio.gather(*(session(pg, moves, done, timeout_s * 1000, pause_s)
                                          for pg in pages))
         measuring["on"] = False
         cpu = {k: v - cpu_before[k] for k, v in cpu_seconds().items()}
