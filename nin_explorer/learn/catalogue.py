@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FOLDER_PREFIX = "folder:"  # folder:<path under the data root> names a user's ImageFolder layout
+# what a folder's unreadable, truncated, oversized or wrongly formatted files do to the set
+BAD_FILES = {"refuse": "refuse the set, naming its bad files", "skip": "leave bad files out, counting them"}
 SOURCES = ("torchvision", "shapes", "folder")  # downloaded, drawn by shapes.py, a user's images
 
 
