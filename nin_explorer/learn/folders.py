@@ -120,19 +120,24 @@ def scan_folder(name: str, root: Path, channels: int | None, image_size: int | N
 
 
 def bad_files_text(bad: dict[Path, str], folder: Path) -> str:
-    """'cat/x.png: why; ...' for the first NAMED_BAD_FILES, then how many more."""
-    named = [f"{os.path.relpath(p, folder)}: {why}" for p, why in list(bad.items())[:NAMED_BAD_FILES]]
-    more = len(bad) - len(named)
-    return "; ".join(named) + (f"; and {more:,} more" if more > 0 else "")
+    """'cat/x.png, dog/y.png and 3 more: why; ...': files grouped by reason, NAMED_BAD_FILES named."""
+    by_reason: dict[str, list[str]] = {}
+    for path, why in bad.items():
+        by_reason.setdefault(why.rstrip("."), []).append(os.path.relpath(path, folder))
+    parts = []
+    for why, paths in by_reason.items():
+        more = len(paths) - NAMED_BAD_FILES
+        parts.append(", ".join(paths[:NAMED_BAD_FILES]) + (f" and {more:,} more" if more > 0 else "") + f": {why}")
+    return "; ".join(parts)
 
 
 def _refuse(bad: dict[Path, str], folder: Path) -> DataError:
-    if len(bad) == 1:
-        [(path, why)] = bad.items()
-        return DataError(f"Cannot read {path.name} in {os.path.relpath(path.parent, folder)}: {why} "
-                         "Remove or replace it, or choose to skip bad files.")
-    return DataError(f"Cannot read {len(bad):,} files of {folder.name}: {bad_files_text(bad, folder)}. "
-                     "Remove or replace them, or choose to skip bad files.")
+    """The first bad file named with its class folder and reason, then the others."""
+    (path, why), *rest = bad.items()
+    text = f"Cannot read {path.name}: {why.rstrip('.')} (in {os.path.relpath(path.parent, folder)}/)"
+    if rest:
+        text += f"; {len(rest):,} more bad files: {bad_files_text(dict(rest), folder)}"
+    return DataError(f"{text}. Remove or replace {'them' if rest else 'it'}, or choose to skip bad files.")
 
 
 def _decode(files: list[Path], root: Path, group: str, channels: int, size: int,
