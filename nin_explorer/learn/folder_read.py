@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from nin_explorer.learn.data import DataError
 from nin_explorer.learn.images import ImageError, image_bytes, open_image
 
 CACHE_DIR = ".nin-explorer-cache"  # under the data root; hidden, so never listed as a data set
@@ -78,13 +79,15 @@ def _in_workers(task: dict, report: Progress, n_workers: int) -> list:
                     [sys.executable, "-m", __name__, str(Path(tmp, f"{w}.json")), str(Path(tmp, f"{w}.out"))],
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env))
             _follow(procs, len(paths), report)
+            for proc in procs:  # its stdout closes before it has quite exited
+                proc.wait()
         finally:
-            for proc in procs:
+            for proc in procs:  # only after an error here: stop the others
                 if proc.poll() is None:
                     proc.kill()
-                proc.wait()
+                    proc.wait()
         if any(proc.returncode for proc in procs):
-            raise ImageError("A worker reading the images stopped unexpectedly; try again.")
+            raise DataError("A process reading the images stopped unexpectedly; try again.")
         return [item for w in range(len(parts)) for item in _read_output(Path(tmp, f"{w}.out"))]
 
 
@@ -138,15 +141,15 @@ def run_files(task: dict, report: Progress) -> list:
 
 # --- the content cache ---
 
-def content_key(paths: list[Path], root: Path) -> str:
+def content_key(paths: list[str], root: Path) -> str:
     """What identifies these files' content: each one's name, size and mtime."""
-    digest = hashlib.sha256()
-    for path in paths:
+    digest, skip = hashlib.sha256(), len(str(root)) + 1
+    for path in map(str, paths):
         try:
-            stat = path.stat()
-            digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            stat = os.stat(path)
+            digest.update(f"{path[skip:]}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         except OSError:
-            digest.update(f"{path}\0missing\n".encode())
+            digest.update(f"{path[skip:]}\0missing\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -169,15 +172,21 @@ def store_cached(path: Path, write: Callable[[Path], None]) -> None:
         pass
 
 
-def probe_files(paths: list[Path], root: Path, group: str, report: Progress) -> list:
-    """`probe_one` of every path, from the cache when the files are unchanged."""
-    path = cache_file(root, group, "probe", content_key(paths, root)).with_suffix(".json")
+_last_probe: dict[str, list] = {}  # the latest folder's probes, kept in memory: train, then test
+
+
+def probe_files(paths: list[str], root: Path, group: str, key: str, report: Progress) -> list:
+    """`probe_one` of every path, from the cache when the files (`key`) are unchanged."""
+    path = cache_file(root, group, "probe", key).with_suffix(".json")
+    if str(path) in _last_probe:
+        return _last_probe[str(path)]
     try:
-        return json.loads(path.read_text())
+        results = json.loads(path.read_text())
     except (OSError, ValueError):
-        pass
-    results = run_files({"kind": "probe", "paths": [str(p) for p in paths]}, report)
-    store_cached(path, lambda tmp: tmp.write_text(json.dumps(results)))
+        results = run_files({"kind": "probe", "paths": paths}, report)
+        store_cached(path, lambda tmp: tmp.write_text(json.dumps(results)))
+    _last_probe.clear()
+    _last_probe[str(path)] = results
     return results
 
 
