@@ -108,7 +108,10 @@ def import_zip(source, name: str, root: Path | None = None, progress: Progress |
     report = progress or (lambda fraction, message: None)
     root = Path(root) if root is not None else default_root()
     check_name(name)
-    size = os.stat(source).st_size if isinstance(source, (str, os.PathLike)) else source.seek(0, 2)
+    try:
+        size = os.stat(source).st_size if isinstance(source, (str, os.PathLike)) else source.seek(0, 2)
+    except OSError as e:
+        raise DataError(f"Cannot read the zip {str(source)[:80]!r} ({e.strerror or e}).") from None
     if not isinstance(source, (str, os.PathLike)):
         source.seek(0)
     if size > MAX_ZIP_BYTES:
