@@ -38,6 +38,7 @@ def dataset_picker(label: str, key: str, default: str = "shapes", help: str | No
     pending = st.session_state.get(_SELECT)
     if pending and pending[0] == key and pending[1] in options:
         st.session_state[key] = st.session_state.pop(_SELECT)[1]
+        container.success(f"Imported `{pending[1]}`: chosen here, and listed on every page.")
     if st.session_state.get(key) not in options:
         st.session_state[key] = default
     name = container.selectbox(label, options, key=key, help=help,
@@ -110,8 +111,6 @@ def zip_upload(select_key: str | None, key: str = "data.zip", allowed: bool = Tr
     if not allowed:
         st.caption("On a shared server only the teacher adds data sets.")
         return
-    if "data.imported" in st.session_state:
-        st.success(f"Imported `{st.session_state.pop('data.imported')}`: it is in the data set lists now.")
     up = st.file_uploader("A .zip of your images", type=["zip"], key=key,
                           max_upload_size=MAX_ZIP_BYTES // 2**20,
                           help="One subfolder per class (cat/, dog/, ...), or train/ and test/ each "
@@ -130,5 +129,4 @@ def zip_upload(select_key: str | None, key: str = "data.zip", allowed: bool = Tr
     folder_sets.clear()
     if select_key:
         st.session_state[_SELECT] = (select_key, imported)
-    st.session_state["data.imported"] = imported
     st.rerun()

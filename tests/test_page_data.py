@@ -81,7 +81,7 @@ def test_the_teacher_uploads_a_zip_and_the_picker_chooses_it():
     at.button(key="data.zip.go").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="t.dataset").value == "folder:insects"
-    assert "Imported `folder:insects`" in texts(at, "success")
+    assert "Imported `folder:insects`: chosen here" in texts(at, "success")
     assert "3 classes, 1x28x28 grayscale, 12 + 3" in texts(at, "caption")
     assert sorted(p.name for p in data_root().iterdir() if not p.name.startswith(".")) == ["insects"]
 
