@@ -5,7 +5,7 @@ import io
 
 import streamlit as st
 
-from nin_explorer.learn.catalogue import BAD_FILES, DATASETS
+from nin_explorer.learn.catalogue import BAD_FILES, DATASETS, bad_count
 
 _SELECT = "data.select"  # (picker key, name): a just-imported set, chosen by the next run's picker
 
@@ -70,9 +70,22 @@ def data_panel(name: str, select_key: str, allowed: bool) -> str:
     return bad_files
 
 
+def _facts(name: str):
+    """The folder's facts: from "Check every image" in this session if done, else headers only."""
+    return st.session_state.get(f"data.checked.{name}") or folder_sets(_root()).get(name)
+
+
+def _check_every_image(name: str) -> None:
+    from nin_explorer.learn.folder_facts import folder_facts
+    bar = st.progress(0.0, text="Reading every image...")
+    st.session_state[f"data.checked.{name}"] = folder_facts(
+        name, _root(), decode=True, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    st.rerun()
+
+
 def folder_details(name: str) -> None:
     """A folder set's warnings, counts per class, sizes, modes, bad files and a sample grid."""
-    facts = folder_sets(_root()).get(name)
+    facts = _facts(name)
     if facts is None or facts.info is None:
         return
     for warning in facts.warnings:
@@ -89,15 +102,21 @@ def folder_details(name: str) -> None:
                 st.image(images, caption=[class_name] + [""] * (len(images) - 1), width=64)
         if facts.bad_files:
             st.caption("Bad files: " + "; ".join(f"{p}: {w}" for p, w in list(facts.bad_files.items())[:10]))
+        if f"data.checked.{name}" in st.session_state:
+            st.caption("Every image was read (truncated and damaged files are named above, if any).")
+        elif st.button("Check every image", key=f"data.check.{name}",
+                       help="Headers are read already; this decodes every image (kept for training) "
+                            "to find truncated or damaged files too."):
+            _check_every_image(name)
 
 
 def bad_files_choice(name: str, key: str) -> str:
     """'refuse' or 'skip' for a folder set with bad files (the user chooses); 'refuse' otherwise."""
-    facts = folder_sets(_root()).get(name)
+    facts = _facts(name)
     if facts is None or not facts.bad_files:
         return "refuse"
     st.session_state.setdefault(key, "skip")
-    return st.radio(f"{len(facts.bad_files):,} bad files", list(BAD_FILES), key=key, horizontal=True,
+    return st.radio(bad_count(len(facts.bad_files)), list(BAD_FILES), key=key, horizontal=True,
                     format_func=lambda k: f"{k}: {BAD_FILES[k]}",
                     help="Files that cannot be read (damaged, truncated, too large, not an "
                          "allowed image format). Skip trains on the others; refuse stops the run.")

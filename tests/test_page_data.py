@@ -58,8 +58,8 @@ def test_train_lists_a_folder_with_facts_preview_and_adapts_the_preset():
     picker.set_value("folder:pets").run()
     assert not at.exception, at.exception
     shown = texts(at, "caption", "warning", "info")
-    assert "your images (every fifth image held out), 2 classes, 3x32x32 colour, 16 + 4, 1 bad files" in shown
-    assert "1 bad files cannot be used" in shown
+    assert "your images (every fifth image held out), 2 classes, 3x32x32 colour, 16 + 4, 1 bad file" in shown
+    assert "1 bad file cannot be used: skip or fix it." in shown
     assert ("`folder:pets` has 3 channel(s) and 2 classes, so tiny is adapted: the first convolution "
             "takes 3 input channel(s) instead of 1; the last block's final convolution gives 2 class "
             "outputs instead of 10.") in shown
@@ -71,6 +71,20 @@ def test_train_lists_a_folder_with_facts_preview_and_adapts_the_preset():
     run = RunStore().list_runs()[0]
     assert run["config"]["dataset"] == "folder:pets" and run["config"]["bad_files"] == "skip"
     assert (run["spec"]["in_channels"], run["spec"]["num_classes"]) == (3, 2)
+
+
+def test_checking_every_image_names_a_truncated_file_and_offers_the_choice():
+    pets(data_root(), bad=False)
+    cut = data_root() / "pets" / "cat" / "zz.png"
+    Image.effect_noise((64, 64), 60).save(cut)
+    cut.write_bytes(cut.read_bytes()[:1500])                 # its header reads, its pixels do not
+    at = open_page("pages/train.py", teacher=TOKEN)
+    at.selectbox(key="t.dataset").set_value("folder:pets").run()
+    assert not [r for r in at.radio if r.key == "t.dataset.bad_files"]   # headers only: all good
+    at.button(key="data.check.folder:pets").click().run()
+    assert not at.exception, at.exception
+    assert "cat/zz.png: That image is damaged or truncated" in texts(at, "caption")
+    assert at.radio(key="t.dataset.bad_files").value == "skip"
 
 
 def test_the_teacher_uploads_a_zip_and_the_picker_chooses_it():
@@ -117,13 +131,17 @@ def test_ablations_and_lineage_list_folder_sets_too():
 
 
 @pytest.fixture
-def folder_run(monkeypatch):
-    """A real 3-epoch `tiny` run on folder:pets (2 classes, RGB), trained in this process."""
+def folder_run():
+    return train_on_pets(15)
+
+
+def train_on_pets(n: int) -> int:
+    """A real 3-epoch `tiny` run on folder:pets (2 classes, RGB, n images each), in this process."""
     from nin_explorer.learn.config import TrainConfig
     from nin_explorer.net.presets import TINY
     from nin_explorer.runs.plan import adapt_spec
     from nin_explorer.runs.worker import execute_run
-    pets(data_root(), n=15)
+    pets(data_root(), n=n)
     cfg = TrainConfig.from_dict({"dataset": "folder:pets", "bad_files": "skip", "recipe": "modern",
                                  "epochs": 3, "batch_size": 8, "seed": 0})
     store = RunStore()
@@ -150,3 +168,12 @@ def test_gap_maps_name_the_folders_classes(folder_run):
     assert not at.exception, at.exception
     assert "taken for" in str(at.select_slider(key="maps_mistake").format_func(0)) or \
         "No mistakes on the test set." in texts(at, "success")
+
+
+def test_gap_maps_of_a_class_with_a_single_test_image():
+    run_id = train_on_pets(5)                                 # every fifth held out: one each
+    at = open_page("pages/maps.py", teacher=TOKEN, run=str(run_id))
+    assert not at.exception, at.exception
+    at.selectbox(key="maps_class").set_value("dog").run()
+    assert not at.exception, at.exception
+    assert not [s for s in at.slider if s.key == "maps_example"] and "true: **dog**" in texts(at, "markdown")

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nin_explorer.learn.catalogue import FOLDER_PREFIX, DatasetInfo
+from nin_explorer.learn.catalogue import FOLDER_PREFIX, DatasetInfo, bad_count
 from nin_explorer.learn.data import DataError, Progress, default_root
 from nin_explorer.learn.folder_read import CACHE_DIR
 from nin_explorer.learn.images import GRAY_MODES, IMAGE_EXTENSIONS
@@ -39,7 +39,7 @@ class FolderFacts:
         """One line for pickers."""
         if self.info is None:
             return f"{self.name[len(FOLDER_PREFIX):]}: not usable: {self.error}"
-        bad = f", {len(self.bad_files):,} bad files" if self.bad_files else ""
+        bad = f", {bad_count(len(self.bad_files))}" if self.bad_files else ""
         return self.info.description.replace("your images", f"your images ({self.layout})") + bad
 
 
@@ -124,7 +124,8 @@ def folder_warnings(facts: FolderFacts) -> list[str]:
                    f"{'grayscale' if facts.info.channels == 1 else 'RGB'} ({facts.info.channels} channel(s))"
                    + (", by majority." if len(kinds) > 1 else "."))
     if facts.bad_files:
-        out.append(f"{len(facts.bad_files):,} bad files cannot be used; skip them or fix the folder.")
+        out.append(f"{bad_count(len(facts.bad_files))} cannot be used: skip or fix "
+                   f"{'it' if len(facts.bad_files) == 1 else 'them'}.")
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from nin_explorer.learn.catalogue import BAD_FILES, FOLDER_PREFIX, DatasetInfo
+from nin_explorer.learn.catalogue import BAD_FILES, FOLDER_PREFIX, DatasetInfo, bad_count
 from nin_explorer.learn.data import Dataset, DataError, Progress
 from nin_explorer.learn.folder_read import cache_file, content_key, probe_files, run_files, store_cached
 from nin_explorer.learn.images import GRAY_MODES, IMAGE_EXTENSIONS, ImageError
@@ -145,7 +145,7 @@ def _refuse(bad: dict[str, str], folder: Path) -> DataError:
     (path, why), *rest = bad.items()
     text = f"Cannot read {os.path.basename(path)}: {why.rstrip('.')} (in {os.path.relpath(os.path.dirname(path), folder)}/)"
     if rest:
-        text += f"; {len(rest):,} more bad files: {bad_files_text(dict(rest), folder)}"
+        text += f"; {len(rest):,} more: {bad_files_text(dict(rest), folder)}"
     return DataError(f"{text}. Remove or replace {'them' if rest else 'it'}, or choose to skip bad files.")
 
 
@@ -207,6 +207,6 @@ def load_folder(name: str, root: Path, train: bool, report: Progress, channels: 
     skipped = len(files) - len(keep)
     if len(keep) < len(good):
         images = images[keep]
-    report(1.0, f"Read {len(keep):,} images" + (f"; skipped {skipped:,} bad files" if skipped else ""))
+    report(1.0, f"Read {len(keep):,} images" + (f"; skipped {bad_count(skipped)}" if skipped else ""))
     labels = torch.tensor([good[i][1] for i in keep], dtype=torch.int64)
     return Dataset(name, images, labels, list(info.classes))
