@@ -130,10 +130,12 @@ def zip_upload(select_key: str | None, key: str = "data.zip", allowed: bool = Tr
     if not allowed:
         st.caption("On a shared server only the teacher adds data sets.")
         return
-    up = st.file_uploader("A .zip of your images", type=["zip"], key=key,
-                          max_upload_size=MAX_ZIP_BYTES // 2**20,
+    limit_mb = min(MAX_ZIP_BYTES // 2**20, st.get_option("server.maxUploadSize"))
+    up = st.file_uploader("A .zip of your images", type=["zip"], key=key, max_upload_size=limit_mb,
                           help="One subfolder per class (cat/, dog/, ...), or train/ and test/ each "
-                               "holding them; one folder around them is fine. PNG, JPEG, BMP, GIF, WebP.")
+                               "holding them; one folder around them is fine. PNG, JPEG, BMP, GIF, WebP. "
+                               f"Up to {limit_mb} MB here (server.maxUploadSize); a larger set: "
+                               "`python -m nin_explorer data import ZIP NAME` on the server.")
     name = st.text_input("Name for the data set", key=key + ".name", max_chars=64, help=NAME_RULE)
     if not st.button("Import", key=key + ".go", disabled=up is None or not name):
         return

@@ -132,7 +132,8 @@ def test_many_files_are_read_by_worker_processes_with_the_same_result(tmp_path, 
     monkeypatch.setattr(folder_read, "CACHE_DIR", ".other-cache")
     popen = []
     real = folder_read.subprocess.Popen
-    monkeypatch.setattr(folder_read.subprocess, "Popen", lambda *a, **k: popen.append(a) or real(*a, **k))
+    monkeypatch.setattr(folder_read.subprocess, "Popen",
+                        lambda *a, **k: popen.append(a) or real(*a, **k))
     parallel = load_dataset("folder:set", root=tmp_path, bad_files="skip")
     assert len(popen) >= 2 and torch.equal(serial.images, parallel.images)
     assert torch.equal(serial.labels, parallel.labels)

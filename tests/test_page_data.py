@@ -177,3 +177,16 @@ def test_gap_maps_of_a_class_with_a_single_test_image():
     at.selectbox(key="maps_class").set_value("dog").run()
     assert not at.exception, at.exception
     assert not [s for s in at.slider if s.key == "maps_example"] and "true: **dog**" in texts(at, "markdown")
+
+
+def test_your_data_page_lists_usable_and_unusable_folders():
+    pets(data_root())
+    (data_root() / "loose").mkdir()
+    Image.new("L", (8, 8)).save(data_root() / "loose" / "0.png")  # images but no class folders
+    at = open_page("pages/data.py", teacher=TOKEN)
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert table["data set"].tolist() == ["folder:loose", "folder:pets"]
+    assert "one subfolder per class" in table["usable"][0] and table["bad files"].tolist() == [0, 1]
+    assert at.selectbox(key="data.pick").options == ["folder:pets"]
+    assert "(1 bad file named below)" in texts(at, "caption") and at.file_uploader(key="data.zip")

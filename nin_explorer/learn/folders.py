@@ -143,7 +143,8 @@ def bad_files_text(bad: dict[str, str], folder: Path) -> str:
 def _refuse(bad: dict[str, str], folder: Path) -> DataError:
     """The first bad file named with its class folder and reason, then the others."""
     (path, why), *rest = bad.items()
-    text = f"Cannot read {os.path.basename(path)}: {why.rstrip('.')} (in {os.path.relpath(os.path.dirname(path), folder)}/)"
+    where = os.path.relpath(os.path.dirname(path), folder)
+    text = f"Cannot read {os.path.basename(path)}: {why.rstrip('.')} (in {where}/)"
     if rest:
         text += f"; {len(rest):,} more: {bad_files_text(dict(rest), folder)}"
     return DataError(f"{text}. Remove or replace {'them' if rest else 'it'}, or choose to skip bad files.")
@@ -167,8 +168,8 @@ def _decode(files: list[str], root: Path, group: str, key: str, channels: int, s
     pixels = bytearray(b"".join(blank if isinstance(r, str) else r for r in results))
     images = (torch.frombuffer(pixels, dtype=torch.uint8) if pixels else torch.empty(0, dtype=torch.uint8))
     images = images.view(len(files), size, size, channels).permute(0, 3, 1, 2).contiguous()  # (N,H,W,C) -> (N,C,H,W)
-    store_cached(path, lambda tmp: torch.save({"images": images, "bad_index": torch.tensor(list(bad), dtype=torch.int64),
-                                               "bad_why": list(bad.values())}, tmp))
+    kept = {"images": images, "bad_index": torch.tensor(list(bad), dtype=torch.int64), "bad_why": list(bad.values())}
+    store_cached(path, lambda tmp: torch.save(kept, tmp))
     return images, bad
 
 
