@@ -137,3 +137,14 @@ def test_many_files_are_read_by_worker_processes_with_the_same_result(tmp_path, 
     parallel = load_dataset("folder:set", root=tmp_path, bad_files="skip")
     assert len(popen) >= 2 and torch.equal(serial.images, parallel.images)
     assert torch.equal(serial.labels, parallel.labels)
+
+
+def test_the_read_bench_runs_and_prints_its_table():
+    import subprocess
+    import sys
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, "bench/read_folder.py", "--n", "60"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| first (headers + decode, worker processes) | 60 |" in done.stdout
+    assert "| second (content cache) | 60 |" in done.stdout
