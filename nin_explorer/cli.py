@@ -1,4 +1,4 @@
-"""Command line: `python -m nin_explorer summary|train|runs ...` on the same core as the app."""
+"""Command line: `python -m nin_explorer summary|train|runs|data ...` on the same core as the app."""
 from __future__ import annotations
 
 import argparse
@@ -271,6 +271,8 @@ def make_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_summary)
     _add_train_parser(sub)
+    from nin_explorer.cli_data import add_data_parser
+    add_data_parser(sub, CliError)
     return p
 
 

@@ -7,7 +7,6 @@ from nin_explorer.look import charts
 from nin_explorer.look import help_text as H
 from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
                                         exercise_plan, plan_text, result_rows, to_csv)
-from nin_explorer.learn.catalogue import DATASETS
 from nin_explorer.net.controls import ABLATION_LIMITS as LIMITS
 from nin_explorer.runs.jobs import MAX_AT_ONCE
 from nin_explorer.runs.roles import RoleError, may_stop
@@ -16,7 +15,9 @@ from nin_explorer.net.spec import SpecError
 from nin_explorer.runs.tables import ACTIVE
 from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig
 from nin_explorer.learn.devices import resolve_device
+from nin_explorer.learn.data import DataError
 from pages.common import get_jobs, page_title, visitor
+from pages.data_views import adapted_spec, data_panel, dataset_picker
 from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
 
 page_title("Ablations")
@@ -83,8 +84,7 @@ with tab_custom:
     c1, c2 = st.columns(2)
     with c1:
         base = preset_choice("Base variant", A + "base", include_current=True, default="tiny")
-        dataset = st.selectbox("Data set", list(DATASETS), index=list(DATASETS).index("shapes"),
-                               key=A + "dataset")
+        dataset = dataset_picker("Data set", A + "dataset")
         recipe = st.radio("Recipe", list(RECIPES), index=1, horizontal=True, key=A + "recipe",
                           format_func=lambda r: RECIPES[r].title)
         epochs = st.number_input("Epochs", *LIMITS["epochs"], 3, key=A + "epochs")
@@ -101,11 +101,12 @@ with tab_custom:
                                         key=A + "values." + n, help=f.help)
         seeds = st.slider("Seeds per setting", *LIMITS["seeds"], 1, key=A + "seeds",
                           help="Repeats with different seeds show how much of a difference is noise.")
+    bad_files = data_panel(dataset, A + "dataset", who.is_teacher)
     try:
-        cfg = TrainConfig.from_dict({"dataset": dataset, "recipe": recipe, "epochs": int(epochs),
-                                     "max_train_examples": int(subset) or None})
-        runs = expand(base, cfg, factors, seeds)
-    except (SpecError, ConfigError) as e:
+        cfg = TrainConfig.from_dict({"dataset": dataset, "bad_files": bad_files, "recipe": recipe,
+                                     "epochs": int(epochs), "max_train_examples": int(subset) or None})
+        runs = expand(adapted_spec(base, dataset)[0], cfg, factors, seeds)
+    except (SpecError, ConfigError, DataError) as e:
         st.error(str(e))
         runs = []
     if runs:

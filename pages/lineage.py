@@ -2,10 +2,10 @@
 import plotly.graph_objects as go
 import streamlit as st
 
-from nin_explorer.learn.catalogue import DATASETS
 from nin_explorer.net.controls import ABLATION_LIMITS
 from nin_explorer.net.lineage import STORY, lineage_rows, measured_rows
 from pages.common import get_store, page_title
+from pages.data_views import dataset_picker, folder_details
 from pages.widgets import NUMBER_COLUMNS
 
 page_title("NiN and its neighbours")
@@ -32,8 +32,9 @@ st.dataframe(rows, hide_index=True, width="stretch", column_config={
 
 st.subheader("Measured, from runs in the store")
 c1, c2 = st.columns(2)
-dataset = c1.selectbox("Data set", list(DATASETS), index=list(DATASETS).index("shapes"), key="lin_data")
+dataset = dataset_picker("Data set", "lin_data", container=c1)
 epochs = c2.number_input("Epochs", *ABLATION_LIMITS["epochs"], 2, key="lin_epochs")
+folder_details(dataset)
 measured = measured_rows(get_store().list_runs(limit=1000), dataset, int(epochs))
 if measured:
     st.dataframe(measured, hide_index=True, width="stretch", column_config={

@@ -3,10 +3,21 @@ import streamlit as st
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the test set...")
-def test_set(name: str):
-    """A data set's test split, loaded once per server (DataError when it cannot be had)."""
+def test_set(name: str, bad_files: str = "refuse"):
+    """A data set's test split, loaded once per server (DataError when it cannot be had); a
+    folder's bad files as the run had them (skipped or refused)."""
     from nin_explorer.learn.data import load_dataset
-    return load_dataset(name, train=False)
+    return load_dataset(name, train=False, bad_files=bad_files)
+
+
+def example_of_class(labels, cls: int, container) -> int | None:
+    """The index of the chosen test image of class `cls` (a folder's class may have one or none)."""
+    members = (labels == cls).nonzero().flatten()
+    if len(members) == 0:
+        container.info("The test set has no image of this class.")
+        return None
+    k = container.slider("Example", 0, len(members) - 1, 0, key="maps_example") if len(members) > 1 else 0
+    return int(members[k])
 
 
 @st.cache_resource(max_entries=4, show_spinner="Checking the checkpoint...")

@@ -14,7 +14,8 @@ from nin_explorer.look.maps import (MAX_UPLOAD_BYTES, MAX_UPLOAD_PARAMS, ImageEr
                                     most_confident_mistakes, upload_dataset)
 from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, index_of, runs_with_checkpoint
 from pages.common import get_store, page_title
-from pages.map_views import block_maps_expander, checkpoint_or_reason, test_set, test_set_figures
+from pages.map_views import (block_maps_expander, checkpoint_or_reason, example_of_class, test_set,
+                              test_set_figures)
 
 
 page_title("GAP feature maps")
@@ -64,7 +65,7 @@ if dataset and run is None:
         dataset = None  # not shown: an upload's name may be anything
 if dataset:
     try:
-        data = test_set(dataset)
+        data = test_set(dataset, ckpt.config.get("bad_files", "refuse"))
     except DataError as e:
         st.warning(f"{e} Upload an image below instead.")
 st.caption(f"**{spec.name}**, {spec.head} head, trained {ckpt.epoch} epoch(s)"
@@ -85,9 +86,7 @@ if mode == "Upload an image":
 elif mode == "By class":
     c1, c2 = st.columns([2, 3])
     cls = c1.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="maps_class")
-    members = (data.labels == cls).nonzero().flatten()
-    k = c2.slider("Example", 0, len(members) - 1, 0, key="maps_example")
-    index = int(members[k])
+    index = example_of_class(data.labels, cls, c2)
 elif mode == "Random":
     if st.button("Another one", key="maps_random") or "maps_random_index" not in st.session_state:
         st.session_state["maps_random_index"] = int(torch.randint(len(data.labels), ()))

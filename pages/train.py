@@ -2,10 +2,9 @@
 import streamlit as st
 
 from nin_explorer.look import help_text as H
-from nin_explorer.learn.catalogue import DATASETS
 from nin_explorer.net.controls import TRAIN_LIMITS as LIMITS
-from nin_explorer.learn.data import DataError, dataset_info
-from nin_explorer.runs.plan import adapt_spec, human_duration, smallest_input_size
+from nin_explorer.learn.data import DataError
+from nin_explorer.runs.plan import human_duration, smallest_input_size
 from nin_explorer.net.render import human_bytes
 from nin_explorer.runs.roles import RoleError, may_stop
 from nin_explorer.runs.queries import forecast, index_of, run_title, runs_table
@@ -15,6 +14,7 @@ from nin_explorer.net.presets import PRESETS
 from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig, recipe_defaults
 from pages import run_views
 from pages.common import current_spec, get_jobs, page_title, visitor
+from pages.data_views import adapted_spec, data_panel, dataset_picker
 from pages.widgets import preset_choice, training_widgets
 
 page_title("Train")
@@ -54,10 +54,7 @@ with st.expander("New run", expanded=not store.list_runs(ACTIVE)):
     with c1:
         spec = preset_choice("Variant", T + "variant", include_current=True, default="tiny",
                              help=H.TRAIN_VARIANT, on_change=on_recipe)
-        ss.setdefault(T + "dataset", "shapes")
-        dataset = st.selectbox("Data set", list(DATASETS), key=T + "dataset",
-                               help=H.TRAIN_DATASET)
-        st.caption(DATASETS[dataset])
+        dataset = dataset_picker("Data set", T + "dataset", help=H.TRAIN_DATASET)
         ss.setdefault(T + "recipe", "modern")
         st.radio("Recipe", list(RECIPES), key=T + "recipe", on_change=on_recipe, horizontal=True,
                  format_func=lambda r: RECIPES[r].title, help=H.TRAIN_RECIPE)
@@ -67,18 +64,15 @@ with st.expander("New run", expanded=not store.list_runs(ACTIVE)):
         ss[T + "epochs"] = 3
     device = training_widgets(c2, c3, T)
 
+    bad_files = data_panel(dataset, T + "dataset", who.is_teacher)
     try:
-        info = dataset_info(dataset)
-        if (spec.in_channels, spec.num_classes) != (info.channels, info.n_classes):
-            st.info(f"`{dataset}` has {info.channels} channel(s) and {info.n_classes} classes; "
-                    f"the variant is adapted to them.")
-            spec = adapt_spec(spec, info.channels, info.n_classes)
+        spec, info = adapted_spec(spec, dataset)
         ss.setdefault(T + f"size.{spec.name}", spec.input_size)
         size = st.number_input("Input size", *LIMITS["input_size"], key=T + f"size.{spec.name}",
                                help=H.TRAIN_INPUT_SIZE)
         cfg = TrainConfig.from_dict({
             **recipe_defaults(ss[T + "recipe"], spec.name),
-            "dataset": dataset, "input_size": int(size), "recipe": ss[T + "recipe"],
+            "dataset": dataset, "bad_files": bad_files, "input_size": int(size), "recipe": ss[T + "recipe"],
             **{k: ss[T + k] for k in ("epochs", "batch_size", "lr", "optimizer", "schedule",
                                       "precision", "device", "seed")},
             "max_train_examples": int(ss[T + "subset"]) or None})

@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FOLDER_PREFIX = "folder:"  # folder:<path under the data root> names a user's ImageFolder layout
+# what a folder's unreadable, truncated, oversized or wrongly formatted files do to the set
+BAD_FILES = {"refuse": "refuse the set, naming its bad files", "skip": "leave bad files out, counting them"}
+
+
+def bad_count(n: int) -> str:
+    """'1 bad file', '2 bad files'."""
+    return f"{n:,} bad file{'' if n == 1 else 's'}"
+
+
 SOURCES = ("torchvision", "shapes", "folder")  # downloaded, drawn by shapes.py, a user's images
 
 

@@ -13,6 +13,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
+from nin_explorer.learn.catalogue import BAD_FILES
 from nin_explorer.net.spec import MAX_INPUT_SIZE, NetSpec
 from nin_explorer.net.summary import PRECISIONS
 
@@ -122,6 +123,8 @@ class TrainConfig:
 
     dataset: str = _setting("shapes", "the data set: shapes (default), shapes-hard, "
                             "fashion-mnist, ... or folder:PATH")
+    bad_files: str = _setting("refuse", f"a folder's unreadable images: {_one_of(BAD_FILES)} "
+                              "(refuse names them; skip leaves them out)")
     input_size: int | None = _setting(None, "resize images to this size (default: the "
                                       "network's)", positive=True)
     epochs: int = _setting(10, "passes over the training images", positive=True)
@@ -236,6 +239,7 @@ def _validate(c: TrainConfig) -> None:
     if not (math.isfinite(c.lr) and 0 < c.lr <= 1e6):
         raise ConfigError("The learning rate must be above 0 and at most 1e6 "
                           f"(it is {c.lr!r:.40}).")
+    _choice("Bad files", c.bad_files, BAD_FILES)
     _choice("Optimizer", c.optimizer, OPTIMIZERS)
     _in_range("Weight decay", c.weight_decay, 0, 1)
     _choice("Schedule", c.schedule, SCHEDULES)

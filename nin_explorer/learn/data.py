@@ -72,18 +72,20 @@ def load_dataset(
     *,
     channels: int | None = None,
     image_size: int | None = None,
+    bad_files: str = "refuse",
 ) -> Dataset:
     """Load one split of a data set, downloading or generating it into `root` on first use.
 
     `progress(fraction, message)` is called while downloading, generating or reading files.
     `channels` (1 or 3) and `image_size` apply to `folder:` data sets only: by default a folder's
-    images become grayscale or RGB by majority, at 28 px (grayscale) or 32 px (RGB).
+    images become grayscale or RGB by majority, at 28 px (grayscale) or 32 px (RGB); `bad_files`
+    ("refuse" or "skip", folders.BAD_FILES) says what a folder's unreadable files do.
     """
     report = progress or (lambda fraction, message: None)
     root = _root_path(root)
     if name.startswith(FOLDER_PREFIX):
         from nin_explorer.learn.folders import load_folder
-        return load_folder(name, root, train, report, channels, image_size)
+        return load_folder(name, root, train, report, channels, image_size, bad_files)
     if channels is not None or image_size is not None:
         raise DataError(f"channels and image_size apply to folder: data sets only, not {name!r}.")
     info = _record(name)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # PIL format names, decided from the content; a GIF or WebP gives its first frame
@@ -22,6 +22,9 @@ MAX_IMAGE_PIXELS = 4096 * 4096  # refused from the header, before decoding (deco
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 _SIXTEEN_BIT = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _BACKGROUND = 255  # transparent pixels are shown on white, as an image viewer shows them
+
+if TYPE_CHECKING:  # torch is imported when a tensor is made: folder_read's workers need only PIL
+    import torch
 
 
 class ImageError(ValueError):
@@ -54,6 +57,13 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
 def image_to_tensor(source: str | os.PathLike | bytes, channels: int, size: int) -> torch.Tensor:
     """A file or bytes as uint8 (channels, size, size): converted to L or RGB, the centre square
     cropped (no stretching) and resized bilinearly. ImageError when it cannot be used."""
+    import torch
+    pixels = torch.frombuffer(bytearray(image_bytes(source, channels, size)), dtype=torch.uint8)
+    return pixels.view(size, size, channels).permute(2, 0, 1).contiguous()  # (H, W, C) -> (C, H, W)
+
+
+def image_bytes(source: str | os.PathLike | bytes, channels: int, size: int) -> bytes:
+    """`image_to_tensor`'s pixels as size*size*channels bytes in (H, W, C) order, without torch."""
     with open_image(source) as image:
         try:
             image.load()  # the first frame of a GIF or WebP
@@ -61,8 +71,7 @@ def image_to_tensor(source: str | os.PathLike | bytes, channels: int, size: int)
                                   Image.Resampling.BILINEAR)
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise ImageError(f"That image is damaged or truncated ({str(e)[:60]}).") from None
-    pixels = torch.frombuffer(bytearray(square.tobytes()), dtype=torch.uint8)
-    return pixels.view(size, size, channels).permute(2, 0, 1).contiguous()  # (H, W, C) -> (C, H, W)
+    return square.tobytes()
 
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:

@@ -45,6 +45,24 @@ def adapt_spec(spec: NetSpec, channels: int, num_classes: int) -> NetSpec:
     return spec.replace(blocks=blocks, num_classes=num_classes)
 
 
+def adaptation_text(before: NetSpec, after: NetSpec, dataset: str) -> str:
+    """What `adapt_spec` changed, as a sentence for the page that launches the run."""
+    changes = []
+    if before.in_channels != after.in_channels:
+        changes.append(f"the first convolution takes {after.in_channels} input channel(s) instead of "
+                       f"{before.in_channels}")
+    if before.num_classes != after.num_classes:
+        if before.head != "gap":
+            where = "the fully connected head gives"
+        elif before.blocks[-1].kind != after.blocks[-1].kind:
+            where = f"the last {before.blocks[-1].kind} block becomes a 1x1 NiN block giving"
+        else:
+            where = "the last block's final convolution gives"
+        changes.append(f"{where} {after.num_classes} class outputs instead of {before.num_classes}")
+    return (f"`{dataset}` has {after.in_channels} channel(s) and {after.num_classes} classes, so "
+            f"{before.name} is adapted: " + "; ".join(changes) + ".")
+
+
 # Memory a worker holds besides the estimate: Python, torch and its kernels (a `tiny` run on
 # `shapes` peaks at ~0.9-1 GB resident on the CPU for an 82 MiB estimate, docs/BENCHMARKS.md);
 # on a GPU the CUDA context and cuDNN workspaces (a guess until measured there).

@@ -140,8 +140,8 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
                              expect=("running",))
             return None
         progress = _DataProgress(store, run_id)
-        train_data = load_dataset(cfg.dataset, train=True, progress=progress)
-        test_data = load_dataset(cfg.dataset, train=False, progress=progress)
+        train_data = load_dataset(cfg.dataset, train=True, progress=progress, bad_files=cfg.bad_files)
+        test_data = load_dataset(cfg.dataset, train=False, progress=progress, bad_files=cfg.bad_files)
         store.update_run(run_id, reason=None)
         if gate is not None:
             gate.open({"spec": run["spec"], "config": run["config"]})
@@ -197,8 +197,8 @@ def follow_run(gate: distributed.Gate, stop_event: threading.Event) -> TrainResu
     if job is None:
         return None
     spec, cfg = NetSpec.from_dict(job["spec"]), TrainConfig.from_dict(job["config"])
-    train_data = load_dataset(cfg.dataset, train=True)
-    test_data = load_dataset(cfg.dataset, train=False)
+    train_data = load_dataset(cfg.dataset, train=True, bad_files=cfg.bad_files)
+    test_data = load_dataset(cfg.dataset, train=False, bad_files=cfg.bad_files)
     return train(spec, cfg, train_data, test_data, lambda event: None, stop_event.is_set)
 
 
