@@ -12,8 +12,7 @@ from nin_explorer.net.spec import NetSpec
 
 BUILD_SPEC_KEY = "build_spec"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-# The browser tab's icon, from this server (a `:material/...:` icon is fetched from Google), as a
-# data URL: a file path is stored anew on every rerun and the browser fetches it again each time.
+# The tab's icon as a data URL (a `:material:` icon comes from Google; a path is re-sent each rerun)
 FAVICON = f"data:image/png;base64,{base64.b64encode((ASSETS / 'favicon.png').read_bytes()).decode()}"
 
 
