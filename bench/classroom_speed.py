@@ -3,10 +3,12 @@ docs/BENCHMARKS.md and docs/RELIABILITY.md.
 
 1. **build**: the Build page against bench/floor_app.py (one slider, five metrics), moved
    alternately in one headless Chromium, --moves key presses each on the input-size slider:
-   key press -> the new size and numbers drawn, and the server's CPU time per rerun (from /proc).
+   key press -> the new size and numbers drawn, the server's CPU time per rerun (from /proc),
+   its time on the wire, and Chromium's CPU per move.
 2. **visitors**: --sessions Build pages (the first the teacher's) move that slider while a
    `tiny` run trains (bench/load_build.py's phases): rerun times and the run's examples/s
-   against the same run alone.
+   against the same run alone; once moving as fast as the pages answer, once with a random
+   pause (--pause-s on average) between a session's moves, as students would.
 3. **switch**: sidebar link -> the next page drawn, for every page, with an empty store, with
    200 runs and with --big-runs runs holding a million metric rows.
 4. **live**: the Train page watching a `tiny` run, one session and then --sessions: server CPU
@@ -281,6 +283,20 @@ def report_build(r: dict) -> None:
           f"(target 25 ms: {'met' if cpu <= 25 else 'missed'}).")
 
 
+def report_visitors(sessions: int, alone: float, phases: list) -> None:
+    section(f"{sessions} visitors move the Build page's slider while `tiny` trains")
+    print("| between a session's moves | reruns | server time per rerun, ms (median / p95) "
+          "| key press -> drawn, ms (median / p95) | failed renders | CPU s per rerun: server / "
+          "Chromium | run examples/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for pause, r in phases:
+        n, rate = max(1, len(r["server"])), r["run"]["examples_per_sec"]
+        print(f"| {'no pause' if not pause else f'random, {pause:g} s on average'} "
+              f"| {len(r['server'])} | {ms(r['server'])} | {ms(r['drawn'])} | {len(r['problems'])} "
+              f"| {r['cpu']['server'] / n:.3f} / {r['cpu']['chromium'] / n:.3f} "
+              f"| {rate:,.0f} ({rate / alone * 100:.0f}% of {alone:,.0f} alone) |")
+
+
 def report_switch(results: dict[str, dict[str, list[float]]]) -> None:
     section("Page switch: sidebar link -> page drawn and idle, ms (median / p95)")
     names = list(results)
@@ -317,6 +333,8 @@ def main() -> int:
     p.add_argument("--view", help="the Build page's tab open in 'build' (default: Layers)")
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--train-s", type=float, default=30.0)
+    p.add_argument("--pause-s", type=float, default=3.0,
+                   help="'visitors' runs twice: moves at once, then this long apart on average")
     p.add_argument("--rounds", type=int, default=3, help="switches to each page")
     p.add_argument("--big-runs", type=int, default=10_000)
     p.add_argument("--timeout-s", type=float, default=120.0)
@@ -344,19 +362,12 @@ def main() -> int:
                     report_build(asyncio.run(build_vs_floor(url, floor, args.moves, args.timeout_s,
                                                              args.view)))
             if "visitors" in only:
-                alone = load_build.train_run(work, args.train_s)
-                loaded = asyncio.run(load_build.drive(url, work, args.sessions,
-                                                      100, args.train_s, args.timeout_s))
-                section(f"{args.sessions} visitors move the Build page's slider while `tiny` trains")
-                n = max(1, len(loaded["server"]))
-                rate = loaded["run"]["examples_per_sec"]
-                print("| reruns | server time per rerun, ms (median / p95) | key press -> drawn, "
-                      "ms (median / p95) | failed renders | server CPU s per rerun | run examples/s |")
-                print("|---:|---:|---:|---:|---:|---:|")
-                print(f"| {len(loaded['server'])} | {ms(loaded['server'])} | {ms(loaded['drawn'])} | "
-                      f"{len(loaded['problems'])} | {loaded['cpu']['server'] / n:.3f} | {rate:,.0f} "
-                      f"({rate / alone['examples_per_sec'] * 100:.0f}% of {alone['examples_per_sec']:,.0f} alone) |")
-                ok &= not loaded["problems"]
+                alone = load_build.train_run(work, args.train_s)["examples_per_sec"]
+                phases = [(pause, asyncio.run(load_build.drive(
+                    url, work, args.sessions, 100, args.train_s, args.timeout_s, pause)))
+                    for pause in (0.0, args.pause_s)]
+                report_visitors(args.sessions, alone, phases)
+                ok &= not any(loaded["problems"] for _, loaded in phases)
             if "live" in only:
                 alone = load_build.train_run(work, args.train_s)["examples_per_sec"]
                 watched = [asyncio.run(watch_live(url, work, n, args.train_s,

@@ -11,7 +11,7 @@ from nin_explorer.net.spec import NetSpec, SpecError
 from nin_explorer.net.summary import MEMORY_BASIS, MEMORY_OPTIMIZERS, PRECISIONS, ShapeError, summarize
 from pages import build_views
 from pages.common import page_title, set_current_spec
-from pages.widgets import block_widgets, keep_widget_values, number, slider
+from pages.widgets import block_widgets, number, slider
 
 page_title("Build a NiN variant")
 ss = st.session_state
@@ -70,7 +70,6 @@ def share_link(wanted: dict) -> None:
 def variant() -> None:
     """Everything a setting changes, as a fragment: a widget here reruns only this, not app.py's
     menu and frame (a third of a rerun's server time on this page)."""
-    keep_widget_values(W)   # a closed block's settings outlive its hidden widgets
     # --- sidebar: every setting ---
     sb = st.sidebar
     sb.selectbox("Preset", list(PRESETS), key=W + "preset", on_change=on_preset, help=H.PRESET)

@@ -58,19 +58,21 @@ def slider(where, label: str, key: str, help: str | None = None):
 OPEN_BLOCK_KEY = "open.b{i}"   # the Build page's block expanders (set True to open one)
 
 
-def keep_widget_values(prefix: str) -> None:
-    """Keep the values of this page's widgets (keys starting with `prefix`) that this run will
-    not draw: Streamlit forgets a widget's value at the end of a run that skipped the widget,
-    unless the page set it itself (docs: "widget behavior", "interrupting the clean-up")."""
+def keep_values(keys) -> None:
+    """Keep the values of widgets this run will not draw (a closed block's): Streamlit forgets
+    a widget's value at the end of a run that skipped it, unless the page set it itself (docs:
+    "widget behavior"). Only for hidden widgets: setting a drawn one's value sends it to the
+    browser, which would undo a key press made while this run was under way."""
     ss = st.session_state
-    for key in [k for k in ss if isinstance(k, str) and k.startswith(prefix)]:
-        ss[key] = ss[key]
+    for key in keys:
+        if key in ss:
+            ss[key] = ss[key]
 
 
 def block_widgets(sidebar, p: str, i: int) -> None:
     """Block i's expander on the Build page; its widget keys start with `p` ('w.b2.'). The
     widgets are drawn only while it is open (they are most of the page's widgets, and every
-    widget costs each rerun), and the page keeps their values while it is closed."""
+    widget costs each rerun); their values are kept while it is closed."""
     from nin_explorer.net import controls
     from nin_explorer.look import help_text as H
     ss = st.session_state
@@ -79,6 +81,7 @@ def block_widgets(sidebar, p: str, i: int) -> None:
     box = sidebar.expander(f"Block {i}: {ss[p + 'kind']} → {ss[p + 'out_channels']} ch",
                            key=OPEN_BLOCK_KEY.format(i=i), on_change="rerun")
     if not box.open:
+        keep_values([k for k in ss if isinstance(k, str) and k.startswith(p)])
         return
     with box:
         st.selectbox("Kind", controls.CHOICES["kind"], key=p + "kind", help=H.KIND)

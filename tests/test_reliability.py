@@ -339,6 +339,8 @@ def test_unusable_run_store_folder_is_said_on_every_page(tmp_path, monkeypatch):
         assert not at.exception, (path, at.exception)
         if path == "pages/build.py":                        # needs no store
             assert at.metric[0].value == "1,992,166"
+        elif path == "pages/data.py":                       # image folders: no store either
+            assert not at.error and at.title[0].value == "Your data"
         else:
             assert "Cannot keep runs in" in at.error[0].value, path
             assert "NIN_EXPLORER_HOME" in at.error[0].value
