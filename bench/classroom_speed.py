@@ -11,8 +11,9 @@ docs/BENCHMARKS.md and docs/RELIABILITY.md.
    pause (--pause-s on average) between a session's moves, as students would.
 3. **switch**: sidebar link -> the next page drawn, for every page, with an empty store, with
    200 runs and with --big-runs runs holding a million metric rows.
-4. **live**: the Train page watching a `tiny` run, one session and then --sessions: server CPU
-   per refresh of the live view, and the run's examples/s against the same run unwatched.
+4. **live**: the Train page watching a `tiny` run, no session, one, then --sessions: server
+   CPU per refresh of the live view, and the run's examples/s over --train-s seconds once every
+   page is drawn, against the same run unwatched.
 
     .venv/bin/python bench/classroom_speed.py                   # everything (about 10 minutes)
     .venv/bin/python bench/classroom_speed.py --only build,switch
@@ -48,7 +49,7 @@ from nin_explorer.net.render import human_bytes, human_count  # noqa: E402
 from nin_explorer.net.summary import summarize  # noqa: E402
 from nin_explorer.runs.jobs import JobManager  # noqa: E402
 from nin_explorer.runs.store import RunStore  # noqa: E402
-from nin_explorer.runs.tables import ACTIVE, METRIC_COLUMNS  # noqa: E402
+from nin_explorer.runs.tables import METRIC_COLUMNS  # noqa: E402
 from pages.common import PAGES  # noqa: E402
 
 TEACHER = f"?teacher={load_build.TEACHER_TOKEN}"
@@ -223,14 +224,24 @@ async def page_switches(url: str, rounds: int, timeout_s: float) -> dict[str, li
 
 
 # --- 4. the Train page's live view -----------------------------------------------------------
-async def watch_live(url: str, home: Path, sessions: int, train_s: float,
+def examples_done(store, run_id: int) -> float:
+    """Training examples seen so far by a run on all of `shapes` (its latest step row)."""
+    steps = store.metrics(run_id, "step")
+    return steps[-1]["epoch"] * SHAPES_TRAIN if steps else 0.0
+
+
+SHAPES_TRAIN = 60_000
+
+
+async def watch_live(url: str, home: Path, sessions: int, window_s: float,
                      timeout_s: float) -> dict:
-    """`sessions` Train pages open on one `tiny` run while it trains: refreshes counted on the
-    wire (each page's script_finished messages), server CPU from /proc."""
+    """`sessions` Train pages (0: none) open on one `tiny` run while it trains. Once they are all
+    drawn, a window of `window_s`: the run's examples/s in it (from its step rows), refreshes
+    counted on the wire (a fragment rerun sent -> finished), server CPU from /proc."""
     from playwright.async_api import async_playwright
     jm = JobManager(home, poll_s=0.2)
     cfg = TrainConfig.from_dict({"dataset": "shapes", "recipe": "modern", "epochs": 50,
-                                 "time_budget_s": train_s, "max_test_examples": 2000})
+                                 "time_budget_s": 600, "max_test_examples": 2000})
     refreshes: list[float] = []      # each refresh's server time, as the browsers see it
     wire = {"on": True}
     async with async_playwright() as p:
@@ -238,28 +249,34 @@ async def watch_live(url: str, home: Path, sessions: int, train_s: float,
         context = await browser.new_context(viewport={"width": 1280, "height": 900})
         try:
             run_id = jm.submit(TINY, cfg, name=f"live bench, {sessions} watching")
-            while jm.store.get_run(run_id)["status"] != "running":
-                await asyncio.sleep(0.2)
+            deadline = time.monotonic() + timeout_s
+            while not examples_done(jm.store, run_id) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)        # running, its data loaded, a first step done
             pages = []
             for i in range(sessions):
                 page = await context.new_page()
                 load_build.watch_the_wire(page, refreshes, wire)
                 await page.goto(f"{url}/train?run={run_id}" + ("&" + TEACHER[1:] if i == 0 else ""))
                 pages.append(page)
-            await asyncio.sleep(3)                 # every page drawn once
+            for page in pages:
+                await page.get_by_test_id("stProgress").first.wait_for(timeout=timeout_s * 1000)
+            await asyncio.sleep(3)
             n0, cpu0, t0 = len(refreshes), server_cpu(b"streamlit\x00run\x00app.py"), time.perf_counter()
-            while jm.store.get_run(run_id)["status"] in ACTIVE:
-                await asyncio.sleep(0.5)
+            chromium0 = server_cpu(b"chromium")
+            done0 = examples_done(jm.store, run_id)
+            await asyncio.sleep(window_s)
             cpu, wall = server_cpu(b"streamlit\x00run\x00app.py") - cpu0, time.perf_counter() - t0
+            rate = (examples_done(jm.store, run_id) - done0) / wall
+            chromium = server_cpu(b"chromium") - chromium0
             n, times = len(refreshes) - n0, refreshes[n0:]
             errors = [i for i, pg in enumerate(pages)
                       if await pg.get_by_test_id("stException").count()]
         finally:
+            jm.stop(run_id)
             jm.close(stop_runs=True)
             await browser.close()
-    run = jm.store.get_run(run_id)
     return {"sessions": sessions, "refreshes": n, "cpu": cpu, "wall": wall, "errors": errors,
-            "rate": run["examples_per_sec"], "times": times}
+            "rate": rate, "times": times, "chromium": chromium}
 
 
 def section(title: str) -> None:
@@ -317,12 +334,14 @@ def report_switch(results: dict[str, dict[str, list[float]]]) -> None:
 def report_live(alone: float, watched: list[dict]) -> None:
     section("Train page: the live view while a `tiny` run trains")
     print("| watching sessions | refreshes | server CPU per refresh, ms (mean) | refresh sent -> "
-          "finished, ms (median / p95) | run examples/s | slower than unwatched | pages with an error |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| 0 | - | - | - | {alone:,.0f} | - | - |")
+          "finished, ms (median / p95) | CPU s per s: server / Chromium | run examples/s "
+          "| slower than unwatched | pages with an error |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| 0 | - | - | - | - | {alone:,.0f} | - | - |")
     for w in watched:
         per = w["cpu"] / max(1, w["refreshes"]) * 1000
-        print(f"| {w['sessions']} | {w['refreshes']} | {per:.1f} | {ms(w['times'])} | {w['rate']:,.0f} "
+        print(f"| {w['sessions']} | {w['refreshes']} | {per:.1f} | {ms(w['times'])} "
+              f"| {w['cpu'] / w['wall']:.2f} / {w['chromium'] / w['wall']:.2f} | {w['rate']:,.0f} "
               f"| {(1 - w['rate'] / alone) * 100:.0f}% | {len(w['errors'])} |")
 
 
@@ -369,10 +388,9 @@ def main() -> int:
                 report_visitors(args.sessions, alone, phases)
                 ok &= not any(loaded["problems"] for _, loaded in phases)
             if "live" in only:
-                alone = load_build.train_run(work, args.train_s)["examples_per_sec"]
-                watched = [asyncio.run(watch_live(url, work, n, args.train_s,
-                                                  args.timeout_s)) for n in (1, args.sessions)]
-                report_live(alone, watched)
+                watched = [asyncio.run(watch_live(url, work, n, args.train_s, args.timeout_s))
+                           for n in (0, 1, args.sessions)]
+                report_live(watched[0]["rate"], watched[1:])
                 ok &= not any(w["errors"] for w in watched)
         if "switch" in only:
             results = {}

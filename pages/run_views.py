@@ -19,16 +19,26 @@ def watched(store, run_id: int):
     return _watched(str(store.home), run_id, store)
 
 
+# The curves are redrawn less often than the numbers: each redraw of the figure is most of a
+# browser's work for the live view, and 20 browsers redrawing it every second on the server's
+# own 2 cores slowed the run they watched by 68% (docs/BENCHMARKS.md, "Classroom speed").
+NUMBERS_EVERY_S, CURVES_EVERY_S = 1.0, 3.0
+
+
+def live_curves(store, run_id: int) -> None:
+    with watched(store, run_id).viewing() as shown:   # its figure changes in place: draw it here
+        st.plotly_chart(shown.figure, key="curves", width="stretch")
+
+
 def live_view(run_id: int, jobs, who, launch) -> str:
-    """Draw the run as it is now; `launch(spec, cfg, name)` queues a run (the offline copy
-    of a failed one). Returns the run's status."""
+    """Draw the run's progress, figures and what became of it; `launch(spec, cfg, name)` queues
+    a run (the offline copy of a failed one). Returns the run's status."""
     shown = watched(jobs.store, run_id).view()
     run, last = shown.run, shown.last_step
     st.progress(*progress_line(run, last))
     row = st.container(horizontal=True, wrap=False)   # one block: fewer messages than columns
     for label, value in run_metrics(run, last).items():
         row.metric(label, value)
-    st.plotly_chart(shown.figure, key="curves", width="stretch")
     if run["status"] == "diverged":
         st.warning(H.diverged_text(run.get("reason")))
     elif run["status"] == "failed":

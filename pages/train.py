@@ -119,14 +119,20 @@ elif active:
     st.caption("Only the visitor who launched this run, or the teacher, can stop it.")
 
 
-@st.fragment(run_every=1.0 if active else None)
+@st.fragment(run_every=run_views.NUMBERS_EVERY_S if active else None)
 def live(run_id: int, was_active: bool):
     status = run_views.live_view(run_id, jobs, who, launch)
     if was_active and status not in ACTIVE:
-        st.rerun()  # re-register the fragment without its timer
+        st.rerun()  # re-register both fragments without their timers
+
+
+@st.fragment(run_every=run_views.CURVES_EVERY_S if active else None)
+def curves(run_id: int):
+    run_views.live_curves(store, run_id)
 
 
 live(run_id, active)
+curves(run_id)
 
 # --- 3. all runs ---
 st.subheader("All runs")

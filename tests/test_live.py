@@ -66,20 +66,37 @@ def test_many_sessions_at_once_read_once_per_interval(running):
     assert store.reads == 2 and len({id(v) for v in views}) == 1
 
 
-def test_the_figure_is_rebuilt_only_when_rows_arrive(running):
+def test_the_figure_is_built_once_and_updated_in_place(running, monkeypatch):
+    """New rows go into the one figure (charts.update_curves); it is built again only when it
+    needs other traces (the first test loss); its curves equal a figure built from scratch."""
+    from nin_explorer.look import charts, live as live_module
     store, run_id = running
+    built = []
+    real = charts.curves_figure
+    monkeypatch.setattr(live_module.charts, "curves_figure",
+                        lambda *a, **k: built.append(1) or real(*a, **k))
     now = [0.0]
     live = LiveRun(store, run_id, min_interval_s=0.5, clock=lambda: now[0])
     store.add_metrics(run_id, [step(0)])
     a = live.view().figure
     now[0] = 1.0
-    assert live.view().figure is a            # nothing new: the same figure
+    assert live.view().figure is a and len(built) == 1      # nothing new
     store.update_run(run_id, reason="still going")
     now[0] = 2.0
     assert live.view().run["reason"] == "still going"   # the run's row is read each interval
-    store.add_metrics(run_id, [step(1)])
+    store.add_metrics(run_id, [step(i) for i in range(1, 900)] +
+                      [{"kind": "epoch", "epoch": 1.0, "train_loss": 1.0, "train_acc": 0.5,
+                        "test_acc": 0.4}])
     now[0] = 3.0
-    assert live.view().figure is not a
+    fig = live.view().figure
+    assert fig is a and len(built) == 1                      # updated in place
+    fresh = real(live._steps, live._epochs)
+    assert [(t.name, list(t.x), list(t.y)) for t in fig.data] == \
+        [(t.name, list(t.x), list(t.y)) for t in fresh.data]
+    store.add_metrics(run_id, [{"kind": "epoch", "epoch": 2.0, "train_loss": 0.9,
+                                "train_acc": 0.6, "test_loss": 1.1, "test_acc": 0.5}])
+    now[0] = 4.0
+    assert len(live.view().figure.data) == 6 and len(built) == 2   # a test-loss trace: rebuilt
 
 
 def test_a_missing_run_is_a_key_error(tmp_path):
