@@ -24,7 +24,7 @@ PAGES = [
     ("pages/ablation.py", "Ablations", ":material/science:", "ablation"),
     ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
     ("pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
-    ("pages/data.py", "Your data", ":material/folder_open:", "your-data"),
+    ("pages/data.py", "Your data", ":material/folder_open:", "data"),
 ]
 
 

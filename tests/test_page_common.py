@@ -19,3 +19,11 @@ def test_a_fresh_servers_first_deep_link_draws_the_frame_once(path, title):
         frame = [m for m in at.sidebar.markdown if m.value == "### NiN Explorer"]
         assert len(frame) == 1, f"{path}: the sidebar has {len(frame)} frames"
         assert at.title and at.title[0].value, path
+
+
+def test_every_pages_address_is_its_file_name():
+    """A fresh server's first deep link is looked up in pages/ by file name (pages directory
+    mode, see page_title): /your-data for pages/data.py opened "Page not found" there."""
+    from pathlib import Path
+    for i, (path, _, _, url) in enumerate(PAGES):
+        assert url == Path(path).stem, path
