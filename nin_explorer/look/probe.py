@@ -1,0 +1,143 @@
+"""Why a run died: a probe of one checkpoint over a batch of test images.
+
+Per ReLU it counts dead units (channels whose output is 0 at every position of every probe
+image), it gives the range of the logits and of each class map, the loss and the gradient
+norm on the batch, and it names NiN's own trap when it applies: with a `gap` head the last
+block ends in a ReLU, so every class map and logit is >= 0; once every class map is 0 the
+logits are all 0, the loss is ln(classes) and no gradient passes the dead ReLUs, so the run
+cannot recover. The fixes come back as an ablation against the dead run with the same seed.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nin_explorer.learn.device_data import to_input
+
+PROBE_IMAGES = 256          # test images a probe runs (the first ones: the same for every run)
+DEAD_SHARE = 0.5            # a layer with at least this share of dead units is named
+# The fix "no final ReLU" needs a spec option that does not exist (every conv of a block is
+# followed by its ReLU; layers.py), so it is named and not offered.
+NO_FINAL_RELU = ("No final ReLU (the last conv's output used as class maps, so logits can be "
+                 "negative) needs a network option this version does not have.")
+
+
+@dataclass
+class LayerProbe:
+    name: str          # module path, e.g. "block4.relu0"
+    units: int         # channels (or features of a fully connected layer)
+    dead: int          # units that output 0 for every probe image
+
+    @property
+    def dead_fraction(self) -> float:
+        return self.dead / self.units if self.units else 0.0
+
+
+@dataclass
+class Probe:
+    layers: list[LayerProbe]
+    logit_range: tuple[float, float]
+    map_ranges: list[tuple[float, float]]   # per class: (min, max) of its map over the batch
+    loss: float | None                      # mean cross-entropy on the probe batch (with labels)
+    grad_norm: float | None                 # norm of the loss's gradient over all weights
+    chance_loss: float                      # ln(classes)
+    trap: bool                              # NiN's trap: a gap head whose class maps are all 0
+    images: int
+
+
+def _relu_outputs(net: nn.Module, x: torch.Tensor, labels):
+    """(logits, {relu name: output}, loss, grad norm) on a private copy of the net (the page
+    shares its model between visitors, so hooks go on a copy)."""
+    net = copy.deepcopy(net).eval()
+    outs: dict[str, torch.Tensor] = {}
+    for name, m in net.named_modules():
+        if isinstance(m, nn.ReLU):
+            m.register_forward_hook(lambda _m, _i, o, name=name: outs.__setitem__(name, o.detach()))
+    with torch.enable_grad():
+        logits = net(x)
+        loss = grad = None
+        if labels is not None:
+            loss_t = F.cross_entropy(logits, labels)
+            params = [p for p in net.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(loss_t, params, allow_unused=True)
+            grad = math.sqrt(sum(float((g ** 2).sum()) for g in grads if g is not None))
+            loss = float(loss_t.detach())
+    return logits.detach(), outs, loss, grad
+
+
+def probe(ckpt, images: torch.Tensor, labels: torch.Tensor | None = None) -> Probe:
+    """Probe a Checkpoint (look.maps) on uint8 images (B, C, H, W) and their labels."""
+    from nin_explorer.look.maps import class_maps
+    x = to_input(images, ckpt.spec.input_size)
+    logits, outs, loss, grad = _relu_outputs(ckpt.model, x, labels)
+    layers = []
+    for name, o in outs.items():
+        per_unit = o.abs().amax(dim=[d for d in range(o.dim()) if d != 1])   # (C,)
+        layers.append(LayerProbe(name, len(per_unit), int((per_unit == 0).sum())))
+    maps = class_maps(ckpt, images).class_maps                              # (B, K, h, w)
+    ranges = [(float(maps[:, k].min()), float(maps[:, k].max())) for k in range(maps.shape[1])]
+    trap = ckpt.spec.head == "gap" and float(maps.abs().max()) == 0.0
+    return Probe(layers, (float(logits.min()), float(logits.max())), ranges, loss, grad,
+                 math.log(ckpt.spec.num_classes), trap, len(images))
+
+
+def findings(p: Probe, head: str) -> list[str]:
+    """What the probe says, in sentences (the first one names the trap when it applies)."""
+    out = []
+    if p.trap:
+        out.append(
+            f"NiN's trap: every class map is 0 on all {p.images} probe images, so every logit is "
+            f"0 and the loss is ln({len(p.map_ranges)}) = {p.chance_loss:.3f}"
+            + (f" (measured {p.loss:.3f})" if p.loss is not None else "")
+            + ". The last block ends in a ReLU, so logits are never negative, and a ReLU that "
+            "outputs 0 passes no gradient" + (f" (gradient norm {p.grad_norm:.2g})"
+                                              if p.grad_norm is not None else "")
+            + ": the run cannot recover by itself.")
+    elif head == "gap" and p.logit_range[0] >= 0:
+        out.append(f"Logits range from {p.logit_range[0]:.3g} to {p.logit_range[1]:.3g}: never "
+                   "negative, as the last block ends in a ReLU.")
+    else:
+        out.append(f"Logits range from {p.logit_range[0]:.3g} to {p.logit_range[1]:.3g}.")
+    dead_maps = sum(hi == 0 for _lo, hi in p.map_ranges)
+    if dead_maps and not p.trap:
+        out.append(f"{dead_maps} of {len(p.map_ranges)} class maps are 0 on every probe image: "
+                   "those classes are never predicted.")
+    worst = [lp for lp in p.layers if lp.dead_fraction >= DEAD_SHARE]
+    if worst:
+        out.append("Mostly dead layers: " + ", ".join(
+            f"{lp.name} {lp.dead_fraction:.0%} of {lp.units}" for lp in worst) + ".")
+    else:
+        out.append("No layer has half its units dead.")
+    return out
+
+
+def rows(p: Probe) -> list[dict]:
+    """The per-layer table."""
+    return [{"layer": lp.name, "units": lp.units, "dead": lp.dead,
+             "dead %": round(100 * lp.dead_fraction, 1)} for lp in p.layers]
+
+
+# --- the fixes, as an ablation against the dead run ---
+
+FIXES = ("lower lr", "warm-up", "BatchNorm")
+
+
+def fix_runs(spec, cfg) -> list:
+    """PlannedRuns (runs.ablation) that retry a dead run with each fix, at its own seed: the
+    learning rate / 10, one epoch of linear warm-up, BatchNorm after every conv; plus the run
+    as it was, for comparison."""
+    from nin_explorer.runs.ablation import PlannedRun, apply_factor, setting_label
+    tries = [("as it was", spec, cfg),
+             ("lower lr", spec, cfg.replace(lr=cfg.lr / 10)),
+             ("warm-up", spec, cfg.replace(warmup_epochs=min(1.0, float(cfg.epochs)))),
+             ("BatchNorm", *apply_factor(spec, cfg, "batch_norm", True))]
+    out = []
+    for label, s, c in tries:
+        setting = {"fix": label}
+        out.append(PlannedRun(setting, cfg.seed, s, c.replace(ablation_setting=setting_label(setting))))
+    return out
