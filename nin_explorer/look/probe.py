@@ -86,6 +86,14 @@ def probe(ckpt, images: torch.Tensor, labels: torch.Tensor | None = None) -> Pro
                  math.log(ckpt.spec.num_classes), trap, len(images))
 
 
+def probe_test_set(ckpt, images: torch.Tensor, labels: torch.Tensor) -> Probe:
+    """The probe on the first test images: PROBE_IMAGES of them, fewer where a batch would pass
+    the analysis's memory budget (maps.analysis_batch_size)."""
+    from nin_explorer.look.maps import analysis_batch_size
+    n = max(1, min(PROBE_IMAGES, analysis_batch_size(ckpt.spec) // 2, len(images)))
+    return probe(ckpt, images[:n], labels[:n])
+
+
 def findings(p: Probe, head: str) -> list[str]:
     """What the probe says, in sentences (the first one names the trap when it applies)."""
     out = []
