@@ -169,3 +169,22 @@ def finding(rows: list[dict], always_count_collapses: bool = False) -> str:
         return (f"The runs do not settle it: {best} leads {second} by {diff:.1f} points, within "
                 f"the seed spread of ± {sd:.1f} over {n} seeds{costs}" + tail)
     return (f"{best}: {diff:.1f} points above {second} ± {sd:.1f} over {n} seeds{costs}" + tail)
+
+
+# --- runs picked by hand (Compare page): seeds of the same settings grouped ---
+
+IGNORED = ("config.seed", "config.ablation_setting", "spec.name")
+
+
+def seed_groups(runs: list[dict]) -> list[dict]:
+    """Runs that differ only in their seed, grouped: settings that differ, runs, final test
+    accuracy as mean ± sd and the verdict against the best (NOISE_RULE)."""
+    from nin_explorer.runs.queries import settings
+    flat = [{k: v for k, v in settings(r).items() if k not in IGNORED} for r in runs]
+    keys = sorted(k for k in set().union(*flat) if len({repr(f.get(k)) for f in flat}) > 1)
+    rows = [{"setting": ", ".join(f"{k.split('.', 1)[1]} = {f.get(k)}" for k in keys) or "same settings",
+             "status": r["status"], METRIC: r.get(METRIC)} for r, f in zip(runs, flat)]
+    groups = by_setting(rows)
+    v = verdicts(groups)
+    return [{"settings": k, "runs": sum(r["setting"] == k for r in rows),
+             "final test acc": mean_pm(vals), "vs best": v[k]} for k, vals in groups.items()]
