@@ -16,6 +16,7 @@ from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, inde
 from pages.common import get_store, page_title
 from pages.map_views import (block_maps_expander, checkpoint_or_reason, example_of_class, test_set,
                               test_set_figures)
+from pages.epoch_views import epochs_section
 from pages.probe_views import probe_section
 
 
@@ -136,6 +137,7 @@ if image is not None:
                                 float(identity_gap(r)), pred))
 
     block_maps_expander(r.block_outputs)
+epochs_section(store, run, data, index, label, classes)
 
 # --- 3. the whole test set ---
 if data is not None:
