@@ -63,3 +63,15 @@ def test_the_fixes_are_an_ablation_at_the_dead_run_s_seed():
     assert all(b.batch_norm for b in runs["BatchNorm"].spec.blocks)
     assert not any(b.batch_norm for b in runs["as it was"].spec.blocks)
     assert "needs a network option" in NO_FINAL_RELU
+
+
+def test_the_probe_in_batches_equals_the_probe_in_one():
+    images, labels = _batch(30)
+    for dead in (True, False):
+        one, parts = (probe(_ckpt(dead), images, labels, batch_size=b) for b in (None, 7))
+        assert [lp.dead for lp in one.layers] == [lp.dead for lp in parts.layers]
+        assert one.loss == pytest.approx(parts.loss, abs=1e-5)
+        assert one.grad_norm == pytest.approx(parts.grad_norm, rel=1e-4, abs=1e-9)
+        assert one.logit_range == pytest.approx(parts.logit_range, abs=1e-5)
+        assert sum(one.map_ranges, ()) == pytest.approx(sum(parts.map_ranges, ()), abs=1e-5)
+        assert one.trap == parts.trap

@@ -20,6 +20,7 @@ from torch import nn
 from nin_explorer.learn.device_data import to_input
 
 PROBE_IMAGES = 256          # test images a probe runs (the first ones: the same for every run)
+MIN_BATCH = 64              # a network whose batch within budget is smaller gets one batch
 DEAD_SHARE = 0.5            # a layer with at least this share of dead units is named
 # The fix "no final ReLU" needs a spec option that does not exist (every conv of a block is
 # followed by its ReLU; layers.py), so it is named and not offered.
@@ -50,48 +51,63 @@ class Probe:
     images: int
 
 
-def _relu_outputs(net: nn.Module, x: torch.Tensor, labels):
-    """(logits, {relu name: output}, loss, grad norm) on a private copy of the net (the page
+def _hooked_copy(net: nn.Module) -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    """A private copy of the net whose ReLUs leave their last output in the dict (the page
     shares its model between visitors, so hooks go on a copy)."""
     net = copy.deepcopy(net).eval()
     outs: dict[str, torch.Tensor] = {}
     for name, m in net.named_modules():
         if isinstance(m, nn.ReLU):
             m.register_forward_hook(lambda _m, _i, o, name=name: outs.__setitem__(name, o.detach()))
-    with torch.enable_grad():
-        logits = net(x)
-        loss = grad = None
-        if labels is not None:
-            loss_t = F.cross_entropy(logits, labels)
-            params = [p for p in net.parameters() if p.requires_grad]
-            grads = torch.autograd.grad(loss_t, params, allow_unused=True)
-            grad = math.sqrt(sum(float((g ** 2).sum()) for g in grads if g is not None))
-            loss = float(loss_t.detach())
-    return logits.detach(), outs, loss, grad
+    return net, outs
 
 
-def probe(ckpt, images: torch.Tensor, labels: torch.Tensor | None = None) -> Probe:
-    """Probe a Checkpoint (look.maps) on uint8 images (B, C, H, W) and their labels."""
+def probe(ckpt, images: torch.Tensor, labels: torch.Tensor | None = None,
+          batch_size: int | None = None) -> Probe:
+    """Probe a Checkpoint (look.maps) on uint8 images (B, C, H, W) and their labels, in
+    batches of `batch_size` (None: all at once); the loss and gradient are the whole set's."""
     from nin_explorer.look.maps import class_maps
-    x = to_input(images, ckpt.spec.input_size)
-    logits, outs, loss, grad = _relu_outputs(ckpt.model, x, labels)
-    layers = []
-    for name, o in outs.items():
-        per_unit = o.abs().amax(dim=[d for d in range(o.dim()) if d != 1])   # (C,)
-        layers.append(LayerProbe(name, len(per_unit), int((per_unit == 0).sum())))
-    maps = class_maps(ckpt, images).class_maps                              # (B, K, h, w)
-    ranges = [(float(maps[:, k].min()), float(maps[:, k].max())) for k in range(maps.shape[1])]
-    trap = ckpt.spec.head == "gap" and float(maps.abs().max()) == 0.0
-    return Probe(layers, (float(logits.min()), float(logits.max())), ranges, loss, grad,
-                 math.log(ckpt.spec.num_classes), trap, len(images))
+    net, outs = _hooked_copy(ckpt.model)
+    params = [p for p in net.parameters() if p.requires_grad]
+    n, batch_size = len(images), batch_size or len(images)
+    unit_max: dict[str, torch.Tensor] = {}
+    grads = [torch.zeros_like(p) for p in params]
+    loss_sum, lo, hi, map_lo, map_hi = 0.0, math.inf, -math.inf, None, None
+    for s in range(0, n, batch_size):
+        chunk = images[s:s + batch_size]
+        with torch.enable_grad():
+            logits = net(to_input(chunk, ckpt.spec.input_size))
+            if labels is not None:
+                loss = F.cross_entropy(logits, labels[s:s + batch_size], reduction="sum")
+                for g, d in zip(grads, torch.autograd.grad(loss, params, allow_unused=True)):
+                    if d is not None:
+                        g += d
+                loss_sum += float(loss.detach())
+        for name, o in outs.items():
+            m = o.abs().amax(dim=[d for d in range(o.dim()) if d != 1])       # (C,)
+            unit_max[name] = torch.maximum(unit_max[name], m) if name in unit_max else m
+        logits = logits.detach()
+        lo, hi = min(lo, float(logits.min())), max(hi, float(logits.max()))
+        maps = class_maps(ckpt, chunk).class_maps                            # (b, K, h, w)
+        cl, ch = maps.amin(dim=(0, 2, 3)), maps.amax(dim=(0, 2, 3))
+        map_lo = cl if map_lo is None else torch.minimum(map_lo, cl)
+        map_hi = ch if map_hi is None else torch.maximum(map_hi, ch)
+    layers = [LayerProbe(k, len(m), int((m == 0).sum())) for k, m in unit_max.items()]
+    ranges = list(zip(map_lo.tolist(), map_hi.tolist()))
+    trap = ckpt.spec.head == "gap" and max(map_hi.abs().max(), map_lo.abs().max()) == 0
+    grad = math.sqrt(sum(float((g / n).pow(2).sum()) for g in grads)) if labels is not None else None
+    return Probe(layers, (lo, hi), ranges, loss_sum / n if labels is not None else None, grad,
+                 math.log(ckpt.spec.num_classes), bool(trap), n)
 
 
 def probe_test_set(ckpt, images: torch.Tensor, labels: torch.Tensor) -> Probe:
-    """The probe on the first test images: PROBE_IMAGES of them, fewer where a batch would pass
-    the analysis's memory budget (maps.analysis_batch_size)."""
+    """The probe on the first PROBE_IMAGES test images, in batches within the analysis's memory
+    budget (maps.analysis_batch_size). A network whose batch holds under MIN_BATCH images (d2l
+    at 224: 11) is probed on one batch only: on a CPU more would take tens of seconds."""
     from nin_explorer.look.maps import analysis_batch_size
-    n = max(1, min(PROBE_IMAGES, analysis_batch_size(ckpt.spec) // 2, len(images)))
-    return probe(ckpt, images[:n], labels[:n])
+    batch = max(1, analysis_batch_size(ckpt.spec) // 2)      # the probe also keeps a graph
+    n = min(len(images), PROBE_IMAGES if batch >= MIN_BATCH else batch)
+    return probe(ckpt, images[:n], labels[:n], batch_size=batch)
 
 
 def findings(p: Probe, head: str) -> list[str]:
