@@ -30,7 +30,9 @@ def _queue_fixes(run: dict, owner: str) -> None:
 
 def probe_section(ckpt, data, run: dict | None, version: str) -> None:
     """The probe, open for a collapsed ("diverged") run and offered for any other."""
-    from nin_explorer.look.probe import NO_FINAL_RELU, findings, rows
+    from nin_explorer.learn.config import TrainConfig
+    from nin_explorer.look.probe import NO_FINAL_RELU, findings, fix_runs, rows
+    from nin_explorer.net.spec import NetSpec
     from pages.common import visitor
     died = bool(run) and run["status"] == "diverged"
     with st.expander("Why did this run die? A probe of its checkpoint" if died else
@@ -55,9 +57,11 @@ def probe_section(ckpt, data, run: dict | None, version: str) -> None:
                         hide_index=True, key="probe_maps")
         if run is None:
             return
-        st.markdown("**Try the fixes**: the same run again at its own seed "
-                    f"({run['config'].get('seed', 0)}), as it was, with the learning rate / 10, "
-                    "with one epoch of warm-up and with BatchNorm. " + NO_FINAL_RELU)
+        tries = [r.setting["fix"] for r in fix_runs(NetSpec.from_dict(run["spec"]),
+                                                    TrainConfig.from_dict(run["config"]))]
+        st.markdown(f"**Try the fixes**: the same run again at its own seed ({run['config'].get('seed', 0)}): "
+                    + ", ".join(tries) + " (lower lr: / 10; warm-up: one epoch"
+                    + ("" if "BatchNorm" in tries else "; it has BatchNorm already") + "). " + NO_FINAL_RELU)
         st.button("Queue the fixes as an ablation", key="probe_fix", on_click=_queue_fixes,
                   args=(run, visitor().id), type="primary" if died else "secondary")
         if "probe.refused" in st.session_state:

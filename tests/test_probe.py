@@ -63,6 +63,8 @@ def test_the_fixes_are_an_ablation_at_the_dead_run_s_seed():
     assert all(b.batch_norm for b in runs["BatchNorm"].spec.blocks)
     assert not any(b.batch_norm for b in runs["as it was"].spec.blocks)
     assert "needs a network option" in NO_FINAL_RELU
+    modern = TrainConfig.from_dict({"recipe": "modern", "seed": 7})          # BatchNorm already
+    assert "BatchNorm" not in {r.setting["fix"] for r in fix_runs(TINY, modern)}
 
 
 def test_the_probe_in_batches_equals_the_probe_in_one():

@@ -153,14 +153,17 @@ FIXES = ("lower lr", "warm-up", "BatchNorm")
 
 def fix_runs(spec, cfg) -> list:
     """PlannedRuns (runs.ablation) that retry a dead run with each fix, at its own seed: the
-    learning rate / 10, one epoch of linear warm-up, BatchNorm after every conv; plus the run
-    as it was, for comparison."""
+    learning rate / 10, one epoch of linear warm-up, BatchNorm after every conv (unless it had
+    it); plus the run as it was, for comparison."""
     from nin_explorer.runs.ablation import PlannedRun, apply_factor, setting_label
     tries = [("as it was", spec, cfg),
              ("lower lr", spec, cfg.replace(lr=cfg.lr / 10)),
              ("warm-up", spec, cfg.replace(warmup_epochs=min(1.0, float(cfg.epochs)))),
              ("BatchNorm", *apply_factor(spec, cfg, "batch_norm", True))]
     out = []
+    from nin_explorer.learn.config import apply_recipe
+    if all(b.batch_norm for b in apply_recipe(spec, cfg)[0].blocks):
+        tries.pop()                    # it had BatchNorm already (its own or its recipe's)
     for label, s, c in tries:
         setting = {"fix": label}
         out.append(PlannedRun(setting, cfg.seed, s, c.replace(ablation_setting=setting_label(setting))))
