@@ -3,10 +3,8 @@ import time
 
 import streamlit as st
 
-from nin_explorer.look import charts
 from nin_explorer.look import help_text as H
-from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, aggregate, expand,
-                                        exercise_plan, plan_text, result_rows, to_csv)
+from nin_explorer.runs.ablation import EXERCISES, FACTORS, WARN_RUNS, expand, exercise_plan, plan_text
 from nin_explorer.net.controls import ABLATION_LIMITS as LIMITS
 from nin_explorer.runs.jobs import MAX_AT_ONCE
 from nin_explorer.runs.roles import RoleError, may_stop
@@ -17,6 +15,7 @@ from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig
 from nin_explorer.learn.devices import resolve_device
 from nin_explorer.learn.data import DataError
 from pages.common import get_jobs, page_title, visitor
+from pages.ablation_views import curves_axis, result_card, results_view
 from pages.data_views import adapted_spec, data_panel, dataset_picker
 from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
 
@@ -65,6 +64,7 @@ if who.is_teacher:
                  "runs already training go on.")
 if A + "refused" in ss:
     st.error(ss.pop(A + "refused"))
+groups = ablation_groups(store)
 tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"])
 with tab_ex:
     st.caption("One click queues the experiment. " + (
@@ -79,6 +79,7 @@ with tab_ex:
             st.caption(plan_text(len(runs), factors, seeds, cfg))
             st.button("Start", key=A + "ex." + key, on_click=queue,
                       args=(runs, ex.title.split(":")[0]))
+            result_card(store, groups, ex)
 
 with tab_custom:
     c1, c2 = st.columns(2)
@@ -117,7 +118,6 @@ with tab_custom:
                   args=(runs, "Ablation"))
 
 # --- results ---
-groups = ablation_groups(store)
 st.divider()
 if not groups:
     st.info("No ablation yet: start an exercise or queue your own above.")
@@ -132,29 +132,11 @@ if stoppable and st.button("Cancel the whole ablation", key=A + "cancel"):
 
 
 @st.fragment(run_every=2.0 if active else None)
-def results(group: str, was_active: bool, metric: str):
-    runs = sorted(store.list_runs(group=group), key=lambda r: r["id"])
-    done = sum(r["status"] not in ACTIVE for r in runs)
-    st.progress(done / len(runs), text=f"{done} of {len(runs)} runs finished")
-    epochs = {r["id"]: store.metrics(r["id"], "epoch") for r in runs}
-    rows = result_rows(runs, epochs)
-    settings = sorted({row["setting"] for row in rows})
-    series = [(f"#{r['id']} {r['name']}", epochs[r["id"]]) for r in runs]
-    colours = [PALETTE[settings.index(row["setting"]) % len(PALETTE)] for row in rows]
-    st.plotly_chart(charts.overlay_figure(series, metric, colours), key="ablation_curves",
-                    width="stretch")
-    table = aggregate(rows)
-    st.dataframe(table, hide_index=True, width="stretch", column_order=ABLATION_ORDER,
-                 column_config=ABLATION_COLUMNS)
-    st.download_button("Download CSV", to_csv(table), "ablation.csv", "text/csv", key="ablation_csv")
-    collapsed = [r for r in runs if r["status"] == "diverged"]
-    if collapsed:
-        st.warning(f"{len(collapsed)} run(s) diverged: " + ", ".join(f"#{r['id']} {r['name']}" for r in collapsed)
-                   + ". See the Train page for what a collapse is and what to try.")
-    if was_active and done == len(runs):
+def results(group: str, was_active: bool, metric: str, axis: str):
+    if results_view(store, group, metric, axis, PALETTE, ABLATION_ORDER, ABLATION_COLUMNS) and was_active:
         st.rerun()
 
 
 metric = st.radio("Curves of", ["test_acc", "train_loss", "train_acc"], horizontal=True,
                   key=A + "metric", format_func=lambda m: m.replace("_", " "))
-results(group, active, metric)
+results(group, active, metric, curves_axis(A + "axis"))

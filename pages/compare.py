@@ -2,7 +2,9 @@
 import streamlit as st
 
 from nin_explorer.look import charts
+from nin_explorer.runs.noise import AXES, NOISE_RULE, seed_groups, with_x
 from nin_explorer.runs.queries import differing_settings, run_label, runs_table
+from pages.ablation_views import curves_axis
 from pages.common import get_store, page_title
 
 page_title("Compare runs")
@@ -19,9 +21,14 @@ if not chosen:
 picked = [by_id[i] for i in chosen]
 metric = st.radio("Curves of", ["test_acc", "train_loss", "train_acc"], horizontal=True,
                   key="cmp_metric", format_func=lambda m: m.replace("_", " "))
-st.plotly_chart(charts.overlay_figure([(run_label(r), store.metrics(r["id"], "epoch")) for r in picked],
-                                      metric), key="cmp_curves", width="stretch")
+axis = curves_axis("cmp_axis")
+st.plotly_chart(charts.overlay_figure([(run_label(r), with_x(r, store.metrics(r["id"], "epoch"), axis))
+                                       for r in picked], metric, x_title=AXES[axis]),
+                key="cmp_curves", width="stretch")
 st.dataframe(runs_table(picked), hide_index=True, width="stretch")
+st.markdown("**Over seeds**: runs that differ only in their seed, together.")
+st.dataframe(seed_groups(picked), hide_index=True, width="stretch", key="cmp_seeds")
+st.caption(NOISE_RULE)
 st.subheader("Settings that differ")
 diff = differing_settings(picked)
 if diff:

@@ -16,6 +16,8 @@ from nin_explorer.runs.queries import checkpoint_label, checkpoint_version, inde
 from pages.common import get_store, page_title
 from pages.map_views import (block_maps_expander, checkpoint_or_reason, example_of_class, test_set,
                               test_set_figures)
+from pages.epoch_views import epochs_section
+from pages.probe_views import probe_section
 
 
 page_title("GAP feature maps")
@@ -71,6 +73,7 @@ if dataset:
 st.caption(f"**{spec.name}**, {spec.head} head, trained {ckpt.epoch} epoch(s)"
            + (f" on `{dataset}`" if dataset else "") + f"; input {spec.in_channels}x{spec.input_size}x{spec.input_size}.")
 analysis_key = f"analysis_{run['id']}" if run else f"analysis_upload_{upload_digest[:16]}"
+probe_section(ckpt, data, run, f"{analysis_key} {version if run else ''}")
 
 # --- 2. which image ---
 modes = (["By class", "Random", "Most confident mistakes"] if data is not None else []) + ["Upload an image"]
@@ -134,6 +137,7 @@ if image is not None:
                                 float(identity_gap(r)), pred))
 
     block_maps_expander(r.block_outputs)
+epochs_section(store, run, data, index, label, classes)
 
 # --- 3. the whole test set ---
 if data is not None:

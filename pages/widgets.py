@@ -17,8 +17,8 @@ PALETTE = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#F
            "#9D755D", "#BAB0AC", "#EECA3B"]
 
 # The Ablations page's results table (ablation.aggregate's rows): order and column formats.
-ABLATION_ORDER = ["setting", "status", "runs", "best_test_acc", "best_test_acc_sd", "final_test_acc",
-                  "final_test_acc_sd", "wall_s", "examples_per_sec", "params", "flops",
+ABLATION_ORDER = ["setting", "status", "runs", "mean ± sd", "vs best", "best_test_acc",
+                  "best_test_acc_sd", "final_test_acc", "final_test_acc_sd", "wall_s", "examples_per_sec", "params", "flops",
                   "train_memory_estimate_bytes", "peak_train_memory_bytes"]
 ABLATION_COLUMNS = {
     "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),

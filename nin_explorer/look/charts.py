@@ -298,14 +298,15 @@ def update_curves(fig: go.Figure, step_rows: list[dict], epoch_rows: list[dict])
 
 
 def overlay_figure(series: list[tuple[str, list[dict]]], metric: str = "test_acc",
-                   colours: list[str] | None = None) -> go.Figure:
-    """One metric of several runs against epochs (Compare and Ablation pages)."""
+                   colours: list[str] | None = None, x_title: str = "epoch") -> go.Figure:
+    """One metric of several runs against epochs, or against the rows' "x" (noise.with_x)
+    when they have one (Compare and Ablation pages)."""
     fig = go.Figure()
     for i, (name, rows) in enumerate(series):
-        fig.add_scatter(x=[r["epoch"] for r in rows], y=[r.get(metric) for r in rows], name=name,
+        fig.add_scatter(x=[r.get("x", r["epoch"]) for r in rows], y=[r.get(metric) for r in rows], name=name,
                         mode="lines+markers",
                         line=dict(color=colours[i]) if colours else None)
-    fig.update_layout(height=360, margin=dict(l=5, r=5, t=10, b=5), xaxis_title="epoch",
+    fig.update_layout(height=360, margin=dict(l=5, r=5, t=10, b=5), xaxis_title=x_title,
                       yaxis_title=metric.replace("_", " "), legend=dict(orientation="h", y=-0.2),
                       uirevision="keep")
     if metric.endswith("acc"):

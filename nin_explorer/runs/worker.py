@@ -23,6 +23,7 @@ import torch
 from nin_explorer.learn import distributed
 from nin_explorer.runs.checkpoint import save_checkpoint
 from nin_explorer.learn.data import DataError, load_dataset
+from nin_explorer.look.epochs import EpochMapWriter
 from nin_explorer.base.procs import exit_process, process_start
 from nin_explorer.net.spec import NetSpec, SpecError
 from nin_explorer.runs.store import ERROR_DETAIL_CHARS, RunStore
@@ -53,6 +54,7 @@ class StoreReporter:
         self.last_flush = self.last_poll = 0.0
         self.stop_flag = False
         self.epochs: list[dict] = []
+        self.epoch_maps = None        # look.epochs.EpochMapWriter: the probe set's maps per epoch
 
     def report(self, event: dict) -> None:
         kind = event["kind"]
@@ -86,6 +88,8 @@ class StoreReporter:
         path = self.store.checkpoint_path(self.run_id)
         save_checkpoint(state, path)
         self.store.update_run(self.run_id, checkpoint=str(path))
+        if self.epoch_maps is not None:
+            self.epoch_maps.write(path, self.store.run_dir(self.run_id))
 
 
 class _DataProgress:
@@ -142,6 +146,7 @@ def execute_run(store: RunStore, run_id: int, stop_event: threading.Event | None
         progress = _DataProgress(store, run_id)
         train_data = load_dataset(cfg.dataset, train=True, progress=progress, bad_files=cfg.bad_files)
         test_data = load_dataset(cfg.dataset, train=False, progress=progress, bad_files=cfg.bad_files)
+        reporter.epoch_maps = EpochMapWriter(test_data, spec.num_classes)
         store.update_run(run_id, reason=None)
         if gate is not None:
             gate.open({"spec": run["spec"], "config": run["config"]})
