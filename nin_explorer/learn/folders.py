@@ -16,7 +16,7 @@ import torch
 from nin_explorer.learn.catalogue import BAD_FILES, FOLDER_PREFIX, DatasetInfo, bad_count
 from nin_explorer.learn.data import Dataset, DataError, Progress
 from nin_explorer.learn.folder_read import cache_file, content_key, probe_files, run_files, store_cached
-from nin_explorer.learn.images import GRAY_MODES, IMAGE_EXTENSIONS, ImageError
+from nin_explorer.learn.images import GRAY_MODES, IMAGE_EXTENSIONS
 
 NAMED_BAD_FILES = 5  # a message names this many bad files, then counts the rest
 
