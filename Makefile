@@ -54,6 +54,8 @@ CORE_TESTS += tests/test_catalogue.py tests/test_shapes.py tests/test_folders.py
 CORE_TESTS += tests/test_config.py tests/test_loop.py tests/test_device_data.py tests/test_checkpoint.py \
 	tests/test_procs.py tests/test_jobs.py tests/test_roles.py tests/test_images.py tests/test_build.py \
 	tests/test_plan.py tests/test_compat.py tests/test_queries.py
+CORE_TESTS += tests/test_probe.py tests/test_noise.py tests/test_folder_facts.py tests/test_zip_import.py \
+	tests/test_cli_data.py tests/test_folder_training.py
 test-core:
 	PYTHONPATH=. python3 -m pytest -o addopts=-ra $(CORE_TESTS)
 
