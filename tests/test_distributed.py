@@ -93,7 +93,7 @@ def test_two_ranks_record_one_run(tmp_path, shapes_root):
     steps = [m["step"] for m in store.metrics(run["id"], "step")]
     assert steps == [10, 20, 30, 40, 50, 60, 64, 70, 80, 90, 100, 110, 120, 128]
     files = sorted(p.name for p in store.run_dir(run["id"]).iterdir())
-    assert files == ["checkpoint.pt"]                          # one checkpoint, no leftovers
+    assert files == ["checkpoint.pt", "epoch_maps"]            # one checkpoint, no leftovers
     state = load_checkpoint(run["checkpoint"])
     assert state["epoch"] == 2 and state["test_acc"] == result["test_acc"]
     spec = NetSpec.from_dict(state["spec"])                    # loads into a plain model
