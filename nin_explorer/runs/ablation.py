@@ -9,12 +9,12 @@ import csv
 import dataclasses
 import io
 import itertools
-import statistics
 from dataclasses import dataclass
 
 from nin_explorer.net.spec import NetSpec, SpecError
 from nin_explorer.net.summary import summarize
 from nin_explorer.learn.config import TrainConfig
+from nin_explorer.runs.noise import spread
 
 MAX_RUNS = 48          # hard cap on one ablation's queue
 WARN_RUNS = 12         # above this the page warns about the time it takes
@@ -211,10 +211,9 @@ def result_rows(runs: list[dict], epochs: dict[int, list[dict]]) -> list[dict]:
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    """noise.spread's mean and sd, the sd of a single value shown as 0 in the table."""
+    mean, sd, _ = spread(values)
+    return mean, (0.0 if sd is None and mean is not None else sd)
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
