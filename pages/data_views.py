@@ -75,11 +75,16 @@ def _facts(name: str):
     return st.session_state.get(f"data.checked.{name}") or folder_sets(_root()).get(name)
 
 
+def _on(bar):
+    """A core progress callback (fraction, message) drawn on a progress bar."""
+    return lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message)
+
+
 def _check_every_image(name: str) -> None:
     from nin_explorer.learn.folder_facts import folder_facts
     bar = st.progress(0.0, text="Reading every image...")
-    st.session_state[f"data.checked.{name}"] = folder_facts(
-        name, _root(), decode=True, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+    st.session_state[f"data.checked.{name}"] = folder_facts(name, _root(), decode=True,
+                                                            progress=_on(bar))
     st.rerun()
 
 
@@ -141,8 +146,7 @@ def zip_upload(select_key: str | None, key: str = "data.zip", allowed: bool = Tr
         return
     bar = st.progress(0.0, text="Unpacking...")
     try:
-        imported = import_zip(io.BytesIO(up.getvalue()), name, _root(),
-                              progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+        imported = import_zip(io.BytesIO(up.getvalue()), name, _root(), progress=_on(bar))
     except DataError as e:
         bar.empty()
         st.error(str(e))

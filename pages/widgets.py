@@ -58,15 +58,14 @@ def slider(where, label: str, key: str, help: str | None = None):
 OPEN_BLOCK_KEY = "open.b{i}"   # the Build page's block expanders (set True to open one)
 
 
-def keep_values(keys) -> None:
-    """Keep the values of widgets this run will not draw (a closed block's): Streamlit forgets
-    a widget's value at the end of a run that skipped it, unless the page set it itself (docs:
-    "widget behavior"). Only for hidden widgets: setting a drawn one's value sends it to the
-    browser, which would undo a key press made while this run was under way."""
+def keep_values(prefix: str) -> None:
+    """Keep the values of widgets this run will not draw (a closed block's, keys starting with
+    `prefix`): Streamlit forgets a widget's value at the end of a run that skipped it, unless the
+    page set it itself (docs: "widget behavior"). Only for hidden widgets: setting a drawn one's
+    value sends it to the browser, which would undo a key press made while this run was under way."""
     ss = st.session_state
-    for key in keys:
-        if key in ss:
-            ss[key] = ss[key]
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(prefix)]:
+        ss[key] = ss[key]
 
 
 def block_widgets(sidebar, p: str, i: int) -> None:
@@ -81,7 +80,7 @@ def block_widgets(sidebar, p: str, i: int) -> None:
     box = sidebar.expander(f"Block {i}: {ss[p + 'kind']} → {ss[p + 'out_channels']} ch",
                            key=OPEN_BLOCK_KEY.format(i=i), on_change="rerun")
     if not box.open:
-        keep_values([k for k in ss if isinstance(k, str) and k.startswith(p)])
+        keep_values(p)
         return
     with box:
         st.selectbox("Kind", controls.CHOICES["kind"], key=p + "kind", help=H.KIND)

@@ -45,7 +45,7 @@ class FolderFacts:
 
 def _has_images(folder: Path, depth: int = 3) -> bool:
     for dirpath, dirnames, filenames in os.walk(folder):
-        if Path(dirpath).relative_to(folder).parts.__len__() >= depth:
+        if len(Path(dirpath).relative_to(folder).parts) >= depth:
             dirnames[:] = []
         if any(f.lower().endswith(IMAGE_EXTENSIONS) for f in filenames):
             return True

@@ -150,11 +150,13 @@ def _refuse(bad: dict[str, str], folder: Path) -> DataError:
     return DataError(f"{text}. Remove or replace {'them' if rest else 'it'}, or choose to skip bad files.")
 
 
-def _decode(files: list[str], root: Path, group: str, key: str, channels: int, size: int,
+def _decode(scanned: _Folder, split: str, files: list[str], root: Path,
             report: Progress) -> tuple[torch.Tensor, dict[int, str]]:
-    """(N, C, size, size) uint8 pixels of `files` (zeros where bad) and why each bad one is;
-    `key` is the content key of the whole folder, `group` names the split."""
-    path = cache_file(root, group, f"{channels}x{size}", key).with_suffix(".pt")
+    """(N, C, size, size) uint8 pixels of `files`, the good files of the scanned folder's
+    `split` (zeros where bad), and why each bad one is; cached under the folder's content key."""
+    channels, size = scanned.info.channels, scanned.info.image_size
+    path = cache_file(root.resolve(), f"{scanned.folder}:{split}", f"{channels}x{size}",
+                      scanned.key).with_suffix(".pt")
     if path.is_file():
         try:
             cached = torch.load(path, weights_only=True, map_location="cpu")
@@ -181,8 +183,7 @@ def find_bad_files(name: str, root: Path, report: Progress | None = None) -> tup
     bad = dict(scanned.bad)
     for split, files in (("train", scanned.train_files), ("test", scanned.test_files)):
         good = [f for f, _ in files if f in scanned.headers]
-        _, failed = _decode(good, root.resolve(), f"{scanned.folder}:{split}", scanned.key,
-                            scanned.info.channels, scanned.info.image_size, report)
+        _, failed = _decode(scanned, split, good, root, report)
         bad.update({good[i]: why for i, why in failed.items()})
     return scanned, bad
 
@@ -199,9 +200,7 @@ def load_folder(name: str, root: Path, train: bool, report: Progress, channels: 
     if bad_files == "refuse" and scanned.bad:
         raise _refuse(scanned.bad, scanned.folder)
     good = [(f, label) for f, label in files if f in scanned.headers]
-    split = "train" if train else "test"
-    images, bad = _decode([f for f, _ in good], root.resolve(), f"{scanned.folder}:{split}", scanned.key,
-                          info.channels, info.image_size, report)
+    images, bad = _decode(scanned, "train" if train else "test", [f for f, _ in good], root, report)
     if bad_files == "refuse" and bad:
         raise _refuse({good[i][0]: why for i, why in bad.items()}, scanned.folder)
     keep = [i for i in range(len(good)) if i not in bad]

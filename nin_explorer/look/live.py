@@ -19,7 +19,8 @@ from nin_explorer.look import charts
 @dataclass(frozen=True)
 class LiveView:
     """What the live view draws: the run's row, its last step (None before the first), its
-    epoch rows and the curves figure (a plotly Figure: do not modify it)."""
+    epoch rows and the curves figure (a plotly Figure that the next refresh updates in place:
+    draw it inside LiveRun.viewing(), and do not modify it)."""
     run: dict
     last_step: dict | None
     epochs: list[dict]
