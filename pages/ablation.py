@@ -1,10 +1,9 @@
 """Ablation page: queue variants over one or two factors and seeds, compare the results."""
-import time
-
 import streamlit as st
 
 from nin_explorer.look import help_text as H
-from nin_explorer.runs.ablation import EXERCISES, FACTORS, WARN_RUNS, expand, exercise_plan, plan_text
+from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, expand, exercise_plan,
+                                        group_name, plan_text)
 from nin_explorer.net.controls import ABLATION_LIMITS as LIMITS
 from nin_explorer.runs.jobs import MAX_AT_ONCE
 from nin_explorer.runs.roles import RoleError, may_stop
@@ -15,6 +14,7 @@ from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig
 from nin_explorer.learn.devices import resolve_device
 from nin_explorer.learn.data import DataError
 from pages.common import get_jobs, page_title, visitor
+from pages.present import presenting
 from pages.ablation_views import curves_axis, result_card, results_view
 from pages.data_views import adapted_spec, data_panel, dataset_picker
 from pages.widgets import ABLATION_COLUMNS, ABLATION_ORDER, PALETTE, preset_choice
@@ -29,7 +29,7 @@ A = "a."
 
 def queue(runs, title: str) -> None:
     """Queue the whole ablation for this visitor, or none of it (the refusal is said)."""
-    group = f"{title} · {time.strftime('%H:%M:%S')}"
+    group = group_name(title)
     try:
         jobs.submit_many([(r.spec, r.config, r.name) for r in runs], owner=who.id, group=group)
     except (RoleError, SpecError) as e:
@@ -65,64 +65,72 @@ if who.is_teacher:
 if A + "refused" in ss:
     st.error(ss.pop(A + "refused"))
 groups = ablation_groups(store)
-tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"])
-with tab_ex:
-    st.caption("One click queues the experiment. " + (
-        "On this GPU they use the book's network and Fashion-MNIST." if device == "cuda" else
-        "Without a GPU they run the `tiny` preset on 20,000 `shapes` images so they finish in "
-        "minutes; the lesson is the same."))
-    for key, ex in EXERCISES.items():
-        with st.container(border=True):
-            st.markdown(f"**{ex.title}**  \n{ex.text}")
-            spec, cfg, factors, seeds = exercise_plan(key, device)
-            runs = expand(spec, cfg, factors, seeds)
-            st.caption(plan_text(len(runs), factors, seeds, cfg))
-            st.button("Start", key=A + "ex." + key, on_click=queue,
-                      args=(runs, ex.title.split(":")[0]))
-            result_card(store, groups, ex)
+shown = ss.get(A + "group") if ss.get(A + "group") in groups else st.query_params.get(A + "group")
+if presenting():   # only the shown ablation's exercise card, if it is an exercise's
+    key = next((k for k, ex in EXERCISES.items() if str(shown).startswith(ex.short + " · ")), None)
+    if key:
+        st.markdown(f"**{EXERCISES[key].title}**  \n{EXERCISES[key].text}")
+        result_card(store, [shown], key)
+else:   # the controls that queue runs
+    tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"], key=A + "tab",
+                                 bind="query-params")
+    with tab_ex:
+        st.caption("One click queues the experiment. " + (
+            "On this GPU they use the book's network and Fashion-MNIST." if device == "cuda" else
+            "Without a GPU they run the `tiny` preset on 20,000 `shapes` images so they finish in "
+            "minutes; the lesson is the same."))
+        for key, ex in EXERCISES.items():
+            with st.container(border=True):
+                st.markdown(f"**{ex.title}**  \n{ex.text}")
+                spec, cfg, factors, seeds = exercise_plan(key, device)
+                runs = expand(spec, cfg, factors, seeds)
+                st.caption(plan_text(len(runs), factors, seeds, cfg))
+                st.button("Start", key=A + "ex." + key, on_click=queue,
+                          args=(runs, ex.short))
+                result_card(store, groups, key)
 
-with tab_custom:
-    c1, c2 = st.columns(2)
-    with c1:
-        base = preset_choice("Base variant", A + "base", include_current=True, default="tiny")
-        dataset = dataset_picker("Data set", A + "dataset")
-        recipe = st.radio("Recipe", list(RECIPES), index=1, horizontal=True, key=A + "recipe",
-                          format_func=lambda r: RECIPES[r].title)
-        epochs = st.number_input("Epochs", *LIMITS["epochs"], 3, key=A + "epochs")
-        subset = st.number_input("Training examples (0 = all)", *LIMITS["max_train_examples"],
-                                 20_000, step=1000, key=A + "subset")
-    with c2:
-        names = st.multiselect("Factors (one or two)", list(FACTORS), default=["n_extra_1x1"],
-                               max_selections=2, format_func=lambda n: FACTORS[n].title,
-                               key=A + "factors")
-        factors = {}
-        for n in names:
-            f = FACTORS[n]
-            factors[n] = st.multiselect(f.title, list(f.values), default=list(f.values),
-                                        key=A + "values." + n, help=f.help)
-        seeds = st.slider("Seeds per setting", *LIMITS["seeds"], 1, key=A + "seeds",
-                          help="Repeats with different seeds show how much of a difference is noise.")
-    bad_files = data_panel(dataset, A + "dataset", who.is_teacher)
-    try:
-        cfg = TrainConfig.from_dict({"dataset": dataset, "bad_files": bad_files, "recipe": recipe,
-                                     "epochs": int(epochs), "max_train_examples": int(subset) or None})
-        runs = expand(adapted_spec(base, dataset)[0], cfg, factors, seeds)
-    except (SpecError, ConfigError, DataError) as e:
-        st.error(str(e))
-        runs = []
-    if runs:
-        msg = f"{len(runs)} runs (cap {jobs.limits.max_ablation_runs})."
-        (st.warning if len(runs) > WARN_RUNS else st.caption)(
-            msg + (" That is many: on a CPU each takes a minute or more." if len(runs) > WARN_RUNS else ""))
-        st.button("Queue the ablation", type="primary", key=A + "queue", on_click=queue,
-                  args=(runs, "Ablation"))
+    with tab_custom:
+        c1, c2 = st.columns(2)
+        with c1:
+            base = preset_choice("Base variant", A + "base", include_current=True, default="tiny")
+            dataset = dataset_picker("Data set", A + "dataset")
+            recipe = st.radio("Recipe", list(RECIPES), index=1, horizontal=True, key=A + "recipe",
+                              format_func=lambda r: RECIPES[r].title)
+            epochs = st.number_input("Epochs", *LIMITS["epochs"], 3, key=A + "epochs")
+            subset = st.number_input("Training examples (0 = all)", *LIMITS["max_train_examples"],
+                                     20_000, step=1000, key=A + "subset")
+        with c2:
+            names = st.multiselect("Factors (one or two)", list(FACTORS), default=["n_extra_1x1"],
+                                   max_selections=2, format_func=lambda n: FACTORS[n].title,
+                                   key=A + "factors")
+            factors = {}
+            for n in names:
+                f = FACTORS[n]
+                factors[n] = st.multiselect(f.title, list(f.values), default=list(f.values),
+                                            key=A + "values." + n, help=f.help)
+            seeds = st.slider("Seeds per setting", *LIMITS["seeds"], 1, key=A + "seeds",
+                              help="Repeats with different seeds show how much of a difference is noise.")
+        bad_files = data_panel(dataset, A + "dataset", who.is_teacher)
+        try:
+            cfg = TrainConfig.from_dict({"dataset": dataset, "bad_files": bad_files, "recipe": recipe,
+                                         "epochs": int(epochs), "max_train_examples": int(subset) or None})
+            runs = expand(adapted_spec(base, dataset)[0], cfg, factors, seeds)
+        except (SpecError, ConfigError, DataError) as e:
+            st.error(str(e))
+            runs = []
+        if runs:
+            msg = f"{len(runs)} runs (cap {jobs.limits.max_ablation_runs})."
+            (st.warning if len(runs) > WARN_RUNS else st.caption)(
+                msg + (" That is many: on a CPU each takes a minute or more." if len(runs) > WARN_RUNS else ""))
+            st.button("Queue the ablation", type="primary", key=A + "queue", on_click=queue,
+                      args=(runs, "Ablation"))
 
 # --- results ---
 st.divider()
 if not groups:
     st.info("No ablation yet: start an exercise or queue your own above.")
     st.stop()
-group = st.selectbox("Ablation", groups, key=A + "group")
+group = st.selectbox("Ablation", groups, key=A + "group", bind="query-params")
 active = bool(store.list_runs(ACTIVE, group=group))
 stoppable = [r["id"] for r in store.list_runs(ACTIVE, group=group) if may_stop(who.id, r.get("owner"))]
 if stoppable and st.button("Cancel the whole ablation", key=A + "cancel"):
@@ -138,5 +146,5 @@ def results(group: str, was_active: bool, metric: str, axis: str):
 
 
 metric = st.radio("Curves of", ["test_acc", "train_loss", "train_acc"], horizontal=True,
-                  key=A + "metric", format_func=lambda m: m.replace("_", " "))
+                  key=A + "metric", format_func=lambda m: m.replace("_", " "), bind="query-params")
 results(group, active, metric, curves_axis(A + "axis"))

@@ -2,31 +2,22 @@
 import streamlit as st
 
 from nin_explorer.look import charts
-from nin_explorer.runs.ablation import aggregate, result_rows, to_csv
-from nin_explorer.runs.noise import AXES, NOISE_RULE, finding, mark_table, with_x
+from nin_explorer.runs.ablation import aggregate, exercise_result, result_rows, to_csv
+from nin_explorer.runs.noise import AXES, NOISE_RULE, mark_table, with_x
 from nin_explorer.runs.tables import ACTIVE
 
 
-def exercise_groups(groups: list[str], title: str) -> list[str]:
-    """The ablation groups an exercise's Start button queued (newest first): "<title> · time"."""
-    return [g for g in groups if g.startswith(title.split(":")[0] + " · ")]
-
-
-def result_card(store, groups: list[str], ex) -> None:
+def result_card(store, groups: list[str], key: str) -> None:
     """An exercise's finding from its newest runs, in one sentence; nothing before any run."""
-    mine = exercise_groups(groups, ex.title)
-    if not mine:
-        return
-    runs = store.list_runs(group=mine[0])
-    rows = result_rows(runs, {r["id"]: store.metrics(r["id"], "epoch") for r in runs})
-    left = sum(r["status"] in ACTIVE for r in runs)
-    text = finding(rows, always_count_collapses="batch_size" in ex.factors)
-    st.info(f"**Result** ({mine[0]}{f', {left} run(s) still to finish' if left else ''}): {text}",
-            icon=":material/lab_research:")
+    result = exercise_result(store, groups, key)
+    if result:
+        group, left, text = result
+        st.info(f"**Result** ({group}{f', {left} run(s) still to finish' if left else ''}): {text}",
+                icon=":material/lab_research:")
 
 
 def curves_axis(key: str) -> str:
-    return st.radio("Against", list(AXES), horizontal=True, key=key,
+    return st.radio("Against", list(AXES), horizontal=True, key=key, bind="query-params",
                     help="Compare runs at equal cost: epochs, examples seen, seconds of "
                          "training or training FLOPs (examples x 3 x forward FLOPs).")
 

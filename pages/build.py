@@ -134,7 +134,7 @@ def variant() -> None:
 
     # Only the open view is computed and sent (lazy tabs): a slider move redraws one view, not seven.
     views = build_views.views(spec, summary, precision, optimizer, on_upload)
-    tabs = st.tabs(list(views), key=build_views.VIEW_KEY, on_change="rerun")
+    tabs = st.tabs(list(views), key=build_views.VIEW_KEY, on_change="rerun", bind="query-params")
     for tab, view in zip(tabs, views.values()):
         if tab.open:
             with tab:

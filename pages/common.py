@@ -9,6 +9,7 @@ import streamlit as st
 
 from nin_explorer.net.presets import D2L
 from nin_explorer.net.spec import NetSpec
+from pages import present
 
 BUILD_SPEC_KEY = "build_spec"
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -29,7 +30,7 @@ PAGES = [
 
 
 def draw_frame() -> None:
-    """What every page shares: wide layout and our sidebar menu."""
+    """What every page shares: wide layout, our sidebar menu and the presentation switch."""
     st.set_page_config(page_title="NiN Explorer", page_icon=FAVICON, layout="wide")
     who = visitor()
     with st.sidebar:
@@ -38,6 +39,7 @@ def draw_frame() -> None:
             st.page_link(path, label=title, icon=icon, query_params=who.query)
         st.divider()
         _role_line(who)
+    present.frame()
 
 
 VISITOR_KEY = "role.visitor"
@@ -156,5 +158,5 @@ def optional_store():
     from nin_explorer.runs.store import StoreError, default_home
     try:
         return _store(str(default_home()))
-    except StoreError:  # no usable run store: the Build page works without measurements
+    except StoreError:
         return None

@@ -3,7 +3,7 @@ import streamlit as st
 
 from nin_explorer.look import charts
 from nin_explorer.runs.noise import AXES, NOISE_RULE, seed_groups, with_x
-from nin_explorer.runs.queries import differing_settings, run_label, runs_table
+from nin_explorer.runs.queries import differing_settings, ids_in, run_label, runs_table
 from pages.ablation_views import curves_axis
 from pages.common import get_store, page_title
 
@@ -14,13 +14,15 @@ if len(runs) < 2:
     st.info("Compare needs at least two runs; launch some on the Train or Ablations page.")
     st.stop()
 by_id = {r["id"]: r for r in runs}
-chosen = st.multiselect("Runs", list(by_id), default=list(by_id)[:2], key="cmp_runs",
+linked = ids_in(st.query_params.get("runs"), by_id)
+chosen = st.multiselect("Runs", list(by_id), default=linked or list(by_id)[:2], key="cmp_runs",
                         format_func=lambda i: run_label(by_id[i]))
+st.query_params["runs"] = ",".join(map(str, chosen))     # a link opens these runs
 if not chosen:
     st.stop()
 picked = [by_id[i] for i in chosen]
 metric = st.radio("Curves of", ["test_acc", "train_loss", "train_acc"], horizontal=True,
-                  key="cmp_metric", format_func=lambda m: m.replace("_", " "))
+                  key="cmp_metric", format_func=lambda m: m.replace("_", " "), bind="query-params")
 axis = curves_axis("cmp_axis")
 st.plotly_chart(charts.overlay_figure([(run_label(r), with_x(r, store.metrics(r["id"], "epoch"), axis))
                                        for r in picked], metric, x_title=AXES[axis]),

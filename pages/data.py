@@ -29,7 +29,7 @@ st.dataframe([{"data set": name, "classes": f.info.n_classes if f.info else None
               for name, f in folders.items()], hide_index=True, key="data.table")
 usable = [name for name, f in folders.items() if f.info is not None]
 if usable:
-    name = st.selectbox("Look at", usable, key="data.pick")
+    name = st.selectbox("Look at", usable, key="data.pick", bind="query-params")
     st.caption(folders[name].summary + (f" ({bad_count(len(folders[name].bad_files))} named below)"
                                         if folders[name].bad_files else ""))
     folder_details(name)

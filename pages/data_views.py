@@ -31,17 +31,18 @@ def _samples(name: str, root: str, stamp: tuple) -> list:
 
 
 def dataset_picker(label: str, key: str, default: str = "shapes", help: str | None = None,
-                   container=st) -> str:
-    """A selectbox of the built-in sets and the usable image folders, with the chosen one's line."""
+                   container=st, bind: str | None = None) -> str:
+    """A selectbox of the built-in sets and the usable image folders, with the chosen one's line
+    (bind="query-params": kept in the address under `key`)."""
     folders = {n: f for n, f in folder_sets(_root()).items() if f.info is not None}
     options = list(DATASETS) + list(folders)
     pending = st.session_state.get(_SELECT)
     if pending and pending[0] == key and pending[1] in options:
         st.session_state[key] = st.session_state.pop(_SELECT)[1]
         container.success(f"Imported `{pending[1]}`: chosen here, and listed on every page.")
-    if st.session_state.get(key) not in options:
+    if st.session_state.get(key) not in options and not (bind and st.query_params.get(key)):
         st.session_state[key] = default
-    name = container.selectbox(label, options, key=key, help=help,
+    name = container.selectbox(label, options, key=key, help=help, bind=bind,
                                format_func=lambda n: n if n in DATASETS else f"{n} (your images)")
     container.caption(DATASETS.get(name) or folders[name].summary)
     return name

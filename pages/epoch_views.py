@@ -43,12 +43,18 @@ def epochs_section(store, run: dict | None, data, index, label, classes: list[st
     pick = st.selectbox("Probe image", range(len(em.indices)), index=_default(em, index, label),
                         key=f"maps_epoch_image_{index}",
                         format_func=lambda i: f"test image {em.indices[i]} ({classes[int(em.labels[i])]})")
+    start = -1
+    if len(em.epochs) > 1:
+        epoch = st.select_slider("Open at epoch", em.epochs, value=em.epochs[-1], key="epoch",
+                                 bind="query-params", help="Where both figures start (the "
+                                 "address keeps it); their own slider and Play move through epochs.")
+        start = em.epochs.index(epoch)
     left, right = st.columns([1, 3])
     left.plotly_chart(charts.image_figure(data.images[em.indices[pick]]), key="epoch_image",
                       width="content")
     maps = em.maps[:, pick]                                        # (E, K, h, w)
     titles = lambda e: [f"{c}: {m:.2f}" for c, m in zip(classes, maps[e].mean((1, 2)).tolist())]
-    right.plotly_chart(epochs_figure(maps, em.epochs, titles, cols=5), key="epoch_maps",
+    right.plotly_chart(epochs_figure(maps, em.epochs, titles, cols=5, start=start), key="epoch_maps",
                        width="stretch")
     st.markdown("**Class-average maps per epoch** (rows: true class of the probe images; columns: "
                 "class maps). Training lights up the diagonal.")
@@ -56,5 +62,5 @@ def epochs_section(store, run: dict | None, data, index, label, classes: list[st
     grid = avg.reshape(len(em.epochs), k * k, *avg.shape[-2:])
     heads = lambda e: [f"ch {classes[j][:8]}" if i == 0 else "" for i in range(k) for j in range(k)]
     st.plotly_chart(epochs_figure(grid, em.epochs, heads, cols=k, cell_px=70,
-                                  row_labels=[f"true {c[:10]}" for c in classes]),
+                                  row_labels=[f"true {c[:10]}" for c in classes], start=start),
                     key="epoch_class_grid", width="stretch")

@@ -3,7 +3,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from nin_explorer.net.controls import ABLATION_LIMITS
-from nin_explorer.net.lineage import STORY, lineage_rows, measured_rows
+from nin_explorer.net.lineage import STORY, lineage_rows
+from nin_explorer.runs.noise import NOISE_RULE
+from nin_explorer.runs.queries import lineage_measured
 from pages.common import get_store, page_title
 from pages.data_views import dataset_picker, folder_details
 from pages.widgets import NUMBER_COLUMNS
@@ -32,14 +34,15 @@ st.dataframe(rows, hide_index=True, width="stretch", column_config={
 
 st.subheader("Measured, from runs in the store")
 c1, c2 = st.columns(2)
-dataset = dataset_picker("Data set", "lin_data", container=c1)
-epochs = c2.number_input("Epochs", *ABLATION_LIMITS["epochs"], 2, key="lin_epochs")
+dataset = dataset_picker("Data set", "lin_data", container=c1, bind="query-params")
+epochs = c2.number_input("Epochs", *ABLATION_LIMITS["epochs"], 2, key="lin_epochs", bind="query-params")
 folder_details(dataset)
-measured = measured_rows(get_store().list_runs(limit=1000), dataset, int(epochs))
+measured = lineage_measured(get_store().list_runs(limit=1000), dataset, int(epochs))
 if measured:
     st.dataframe(measured, hide_index=True, width="stretch", column_config={
-        "test_acc": st.column_config.NumberColumn("test accuracy", format="percent"),
         "examples_per_sec": st.column_config.NumberColumn("examples/sec", format="%.0f")})
+    st.caption("Final test accuracy over every finished run (seed) of each network at each input "
+               "size, newest 1,000 runs. " + NOISE_RULE)
 else:
     st.info(f"No finished run of these networks on `{dataset}` with {epochs} epoch(s) yet. Train "
             "them on the Train page (the presets alexnet, vgg11, d2l, googlenet) with the same data "

@@ -16,7 +16,8 @@ def example_of_class(labels, cls: int, container) -> int | None:
     if len(members) == 0:
         container.info("The test set has no image of this class.")
         return None
-    k = container.slider("Example", 0, len(members) - 1, 0, key="maps_example") if len(members) > 1 else 0
+    k = container.slider("Example", 0, len(members) - 1, 0, key="maps_example",
+                                 bind="query-params") if len(members) > 1 else 0
     return int(members[k])
 
 

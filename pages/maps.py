@@ -26,7 +26,7 @@ st.markdown(H.GAP_INTRO)
 store = get_store()
 # --- 1. which network ---
 source = st.radio("Network", ["A run from the store", "Upload a checkpoint"], horizontal=True,
-                  key="maps_source")
+                  key="maps_source", bind="query-params")
 ckpt = run = None
 if source == "A run from the store":
     runs = runs_with_checkpoint(store)
@@ -77,7 +77,7 @@ probe_section(ckpt, data, run, f"{analysis_key} {version if run else ''}")
 
 # --- 2. which image ---
 modes = (["By class", "Random", "Most confident mistakes"] if data is not None else []) + ["Upload an image"]
-mode = st.radio("Image", modes, horizontal=True, key="maps_mode")
+mode = st.radio("Image", modes, horizontal=True, key="maps_mode", bind="query-params")
 image, label, index = None, None, None
 if mode == "Upload an image":
     up = st.file_uploader("PNG, JPEG, BMP, GIF or WebP", type=[e[1:] for e in IMAGE_EXTENSIONS], key="maps_image")
@@ -88,10 +88,14 @@ if mode == "Upload an image":
             st.error(str(e))
 elif mode == "By class":
     c1, c2 = st.columns([2, 3])
-    cls = c1.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="maps_class")
+    cls = c1.selectbox("Class", range(len(classes)), format_func=lambda i: classes[i], key="maps_class",
+                       bind="query-params")
     index = example_of_class(data.labels, cls, c2)
 elif mode == "Random":
-    if st.button("Another one", key="maps_random") or "maps_random_index" not in st.session_state:
+    if "maps_random_index" not in st.session_state:   # a link's ?image= first, else a draw
+        st.session_state["maps_random_index"] = index_of(range(len(data.labels)), st.query_params.get("image"),
+                                                         int(torch.randint(len(data.labels), ())))
+    if st.button("Another one", key="maps_random"):
         st.session_state["maps_random_index"] = int(torch.randint(len(data.labels), ()))
     index = st.session_state["maps_random_index"]
 else:
@@ -109,6 +113,10 @@ else:
             index = picks[k]
 if index is not None:
     image, label = data.images[index], int(data.labels[index])
+if mode == "Random":
+    st.query_params["image"] = str(index)
+else:
+    st.query_params.pop("image", None)
 
 if image is not None:
     r = class_maps(ckpt, image[None])

@@ -1,6 +1,4 @@
 """The GAP maps page's probe: why a run died, and its fixes as one click (a helper module)."""
-import time
-
 import streamlit as st
 
 
@@ -15,10 +13,11 @@ def _queue_fixes(run: dict, owner: str) -> None:
     from nin_explorer.learn.config import TrainConfig
     from nin_explorer.look.probe import fix_runs
     from nin_explorer.net.spec import NetSpec, SpecError
+    from nin_explorer.runs.ablation import group_name
     from nin_explorer.runs.roles import RoleError
     from pages.common import get_jobs
     runs = fix_runs(NetSpec.from_dict(run["spec"]), TrainConfig.from_dict(run["config"]))
-    group = f"Fixes for #{run['id']} · {time.strftime('%H:%M:%S')}"
+    group = group_name(f"Fixes for #{run['id']}")
     try:
         get_jobs().submit_many([(r.spec, r.config, f"#{run['id']} {r.name}") for r in runs],
                                owner=owner, group=group)

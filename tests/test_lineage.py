@@ -3,7 +3,8 @@ import math
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT
-from nin_explorer.net.lineage import lineage_rows, measured_rows
+from nin_explorer.net.lineage import lineage_rows
+from nin_explorer.runs.queries import lineage_measured
 from nin_explorer.runs.plan import smallest_input_size
 from nin_explorer.net.presets import GOOGLENET, PRESETS, VGG11_NARROW
 from nin_explorer.net.summary import summarize
@@ -38,14 +39,35 @@ def test_smallest_input_sizes():
     assert smallest_input_size(GOOGLENET, at_least=28) == 28
 
 
+def _run(i, name, acc, size=28, epochs=2, status="completed", seed=0):
+    return {"id": i, "spec": {"name": name, "input_size": size}, "status": status,
+            "config": {"dataset": "shapes", "epochs": epochs, "seed": seed},
+            "final_test_acc": acc, "examples_per_sec": 100.0 * i, "device": "cpu"}
+
+
 def test_measured_rows_pick_matching_runs():
-    runs = [{"id": 2, "spec": {"name": "d2l", "input_size": 28}, "status": "completed",
-             "config": {"dataset": "shapes", "epochs": 2}, "final_test_acc": 0.9,
-             "examples_per_sec": 100.0, "device": "cpu"},
-            {"id": 1, "spec": {"name": "alexnet", "input_size": 65}, "status": "completed",
-             "config": {"dataset": "shapes", "epochs": 3}, "final_test_acc": 0.5}]
-    rows = measured_rows(runs, "shapes", 2)
-    assert [r["run"] for r in rows] == [2]
+    runs = [_run(2, "d2l", 0.9), _run(1, "alexnet", 0.5, size=65, epochs=3)]
+    rows = lineage_measured(runs, "shapes", 2)
+    assert [r["run ids"] for r in rows] == ["#2"]
+    assert rows[0]["test accuracy"] == "90.0% (1 seed)"
+
+
+def test_measured_rows_show_mean_and_spread_over_seeds():
+    runs = [_run(1, "d2l", 0.80, seed=0), _run(2, "d2l", 0.84, seed=1), _run(3, "d2l", 0.82, seed=2),
+            _run(4, "googlenet", 0.81, seed=0), _run(5, "googlenet", 0.82, seed=1),
+            _run(6, "alexnet", 0.60, seed=0), _run(7, "alexnet", 0.62, seed=1),
+            _run(8, "d2l", 0.99, status="diverged"), _run(9, "d2l", 0.5, size=32)]
+    rows = {(r["network"], r["input"]): r for r in lineage_measured(runs, "shapes", 2)}
+    nin = rows[("NiN (2013)", "28 px")]
+    assert nin["runs"] == 3 and nin["run ids"] == "#1, #2, #3"      # the diverged run is left out
+    assert nin["test accuracy"] == "82.0% ± 2.0 (3 seeds)" and nin["examples_per_sec"] == 200.0
+    assert nin["vs best"] == "best"
+    # 0.815 against 0.82 +/- 0.02: within noise; AlexNet 21 points down is beyond it
+    assert rows[("GoogLeNet (2014)", "28 px")]["vs best"] == "within noise"
+    assert rows[("AlexNet (2012)", "28 px")]["vs best"] == "-21.0 pts (beyond noise)"
+    assert rows[("NiN (2013)", "32 px")]["vs best"] == "-32.0 pts (spread unknown)"
+    assert [r["network"] for r in lineage_measured(runs, "shapes", 2)] == [
+        "AlexNet (2012)", "NiN (2013)", "NiN (2013)", "GoogLeNet (2014)"]
 
 
 def test_lineage_page():

@@ -104,22 +104,23 @@ def load_epoch_maps(run_dir) -> EpochMaps | None:
 
 
 def epochs_figure(frames: torch.Tensor, epochs: list[int], titles, cols: int,
-                  cell_px: int = 110, row_labels: list[str] | None = None):
+                  cell_px: int = 110, row_labels: list[str] | None = None, start: int = -1):
     """An animated grid: frames (E, N, h, w), one per epoch, with a shared colour scale, an
     epoch slider and a play button (plotly animates in the browser; no rerun per frame).
-    `titles(e)` gives the N tile titles of frame e."""
+    `titles(e)` gives the N tile titles of frame e; it opens at frame `start` (the last)."""
     import plotly.graph_objects as go
     from nin_explorer.look.charts import maps_grid_figure
     lo, hi = float(frames.min()), float(frames.max())
     figs = [maps_grid_figure(frames[i], titles(i), cols, zmin=lo, zmax=hi, cell_px=cell_px,
                              row_labels=row_labels) for i in range(len(epochs))]
-    fig = go.Figure(figs[-1])
+    start = range(len(epochs))[start]
+    fig = go.Figure(figs[start])
     fig.frames = [go.Frame(data=[f.data[0]], layout=go.Layout(annotations=f.layout.annotations),
                            name=str(e)) for f, e in zip(figs, epochs)]
     step = dict(mode="immediate", frame=dict(duration=600, redraw=True), transition=dict(duration=0))
     fig.update_layout(
         height=fig.layout.height + 90, margin=dict(b=80),
-        sliders=[dict(active=len(epochs) - 1, currentvalue=dict(prefix="epoch "), pad=dict(t=30),
+        sliders=[dict(active=start, currentvalue=dict(prefix="epoch "), pad=dict(t=30),
                       steps=[dict(label=str(e), method="animate", args=[[str(e)], step])
                              for e in epochs])],
         updatemenus=[dict(type="buttons", direction="left", x=0, y=0, xanchor="right",

@@ -37,21 +37,3 @@ def lineage_rows(batch_size: int = 128, precision: str = "fp32") -> list[dict]:
                      "train_memory_bytes": s.memory.train_bytes,
                      "infer_memory_bytes": s.memory.infer_bytes})
     return rows
-
-
-def measured_rows(runs: list[dict], dataset: str, epochs: int) -> list[dict]:
-    """For each lineage network: the latest finished run of it (any input size) on `dataset`
-    with `epochs` epochs: test accuracy and examples/s."""
-    names = {spec.name: label for label, spec in LINEAGE}
-    out: dict[str, dict] = {}
-    for r in runs:  # newest first
-        name = r["spec"].get("name")
-        cfg = r["config"]
-        if name in names and name not in out and r["status"] in ("completed", "stopped") \
-                and cfg.get("dataset") == dataset and cfg.get("epochs") == epochs:
-            out[name] = {"network": names[name], "run": r["id"],
-                         "input": f"{r['spec']['input_size']} px",
-                         "test_acc": r.get("final_test_acc"),
-                         "examples_per_sec": r.get("examples_per_sec"),
-                         "device": r.get("device")}
-    return [out[spec.name] for _, spec in LINEAGE if spec.name in out]

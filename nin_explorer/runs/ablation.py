@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import io
 import itertools
+import time
 from dataclasses import dataclass
 
 from nin_explorer.net.spec import NetSpec, SpecError
@@ -266,6 +267,11 @@ class Exercise:
     config: dict          # TrainConfig overrides
     base_change: str = ""   # "no-bn" or "nin-last-block": how exercise_plan alters the base
 
+    @property
+    def short(self) -> str:
+        """'Exercise 2', the start of the title: what its queued groups are named after."""
+        return self.title.split(":")[0]
+
 
 EXERCISES: dict[str, Exercise] = {e.key: e for e in (
     Exercise("lr-epochs", "Exercise 1: tune the learning rate and the epochs",
@@ -319,3 +325,24 @@ def exercise_plan(key: str, device: str) -> tuple[NetSpec, TrainConfig, dict, in
     if "epochs" in factors and gpu:
         factors["epochs"] = [10, 20]
     return spec, cfg, factors, ex.seeds
+
+
+def group_name(title: str, at: float | None = None) -> str:
+    """The group a queue of runs is recorded under: '<title> · 14:03:59' (local time)."""
+    return f"{title} · {time.strftime('%H:%M:%S', time.localtime(at))}"
+
+
+def exercise_result(store, groups: list[str], key: str) -> tuple[str, int, str] | None:
+    """(newest group the exercise queued, runs still to finish, its finding in one sentence
+    from those runs: noise.finding), or None before the exercise was ever started."""
+    from nin_explorer.runs.noise import finding
+    from nin_explorer.runs.tables import ACTIVE
+
+    ex = EXERCISES[key]
+    mine = [g for g in groups if g.startswith(ex.short + " · ")]     # newest first, as given
+    if not mine:
+        return None
+    runs = store.list_runs(group=mine[0])
+    rows = result_rows(runs, {r["id"]: store.metrics(r["id"], "epoch") for r in runs})
+    left = sum(r["status"] in ACTIVE for r in runs)
+    return mine[0], left, finding(rows, always_count_collapses="batch_size" in ex.factors)

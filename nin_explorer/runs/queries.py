@@ -90,6 +90,13 @@ def index_of(ids: list[int], wanted: str | None, default: int = 0) -> int:
     return next((k for k, i in enumerate(ids) if str(i) == wanted), default)
 
 
+def ids_in(wanted: str | None, ids) -> list:
+    """The run ids an address lists (?runs=3,5,9) that are among `ids`, in its order; compared
+    as text, like index_of."""
+    known = {str(i): i for i in ids}
+    return [known[w] for w in dict.fromkeys((wanted or "").split(",")) if w in known]
+
+
 def checkpoint_version(store, run_id: int):
     """(path, key) of a run's checkpoint: the key names this version of the file (its path
     and time written), so a cache of loaded checkpoints sees a rewrite."""
@@ -227,3 +234,32 @@ def run_metrics(run: dict, last_step: dict | None) -> dict[str, str]:
             "Train loss": f"{last['train_loss']:.3f}" if last_step else "–",
             "examples/sec": f"{run['examples_per_sec'] or last.get('examples_per_sec') or 0:,.0f}",
             "Wall time": human_duration(run["wall_s"] or last.get("elapsed_s") or 0)}
+
+
+# --- Lineage: the chapter's networks measured on the same data ---
+
+def lineage_measured(runs: list[dict], dataset: str, epochs: int) -> list[dict]:
+    """For each lineage network and input size, its finished runs on `dataset` with `epochs`
+    epochs, over seeds: final test accuracy as mean ± sd, examples/s (mean), the device, and
+    each row against the best (noise.NOISE_RULE). Rows in the lineage's order."""
+    from nin_explorer.net.lineage import LINEAGE
+    from nin_explorer.runs.noise import METRIC, mean_pm, spread, verdicts
+
+    order = [spec.name for _, spec in LINEAGE]
+    labels = {spec.name: label for label, spec in LINEAGE}
+    found: dict[tuple[str, int], list[dict]] = {}
+    for r in runs:
+        cfg, name = r["config"], r["spec"].get("name")
+        if name in labels and r["status"] in ("completed", "stopped") \
+                and cfg.get("dataset") == dataset and cfg.get("epochs") == epochs:
+            found.setdefault((name, r["spec"].get("input_size")), []).append(r)
+    keys = sorted(found, key=lambda k: (order.index(k[0]), k[1] or 0))
+    setting = {k: f"{labels[k[0]]} at {k[1]} px" for k in keys}
+    v = verdicts({setting[k]: [r.get(METRIC) for r in found[k]] for k in keys})
+    return [{"network": labels[k[0]], "input": f"{k[1]} px", "runs": len(found[k]),
+             "test accuracy": mean_pm([r.get(METRIC) for r in found[k]]),
+             "vs best": v[setting[k]],
+             "examples_per_sec": spread([r.get("examples_per_sec") for r in found[k]])[0],
+             "device": ", ".join(sorted({str(r.get("device")) for r in found[k]})),
+             "run ids": ", ".join(f"#{r['id']}" for r in sorted(found[k], key=lambda r: r["id"]))}
+            for k in keys]
