@@ -10,8 +10,11 @@ and epochs, with several seeds each, and counts per cell how the runs ended:
   came back within 0.02 of it and stayed for 3 evaluations), the status the app shows;
 - collapsed late: it ended "completed" with its last epoch's train loss within 0.05 of ln(10)
   after having been clearly below it (the rule had no time to fire);
-- never learned: its train loss never got clearly below ln(10) (0.2 under it);
-- learned: anything else. Its final test accuracy is reported.
+- stuck at ln(10): its train loss never went 0.01 below ln(10) (NiN's trap closed at once, or
+  the plateau of a network whose signal vanishes);
+- learning: anything else (it may still be slow). Its final test accuracy is reported.
+
+`--table-from FILE` prints the table again from a --json file, with these rules.
 
     .venv/bin/python bench/batch_collapse.py --batch 128,256 --lr 0.1,0.2 --seeds 5
     .venv/bin/python bench/batch_collapse.py --json docs/batch_collapse.json ...
@@ -43,15 +46,16 @@ CHANCE = math.log(10)
 
 
 def outcome(status: str, epoch_losses: list[float], step_losses: list[float]) -> str:
-    """collapsed, collapsed late, never learned or learned (see the module docstring)."""
-    learned_once = any(x <= CHANCE - 0.2 for x in step_losses + epoch_losses)
+    """collapsed, collapsed late, exploded, stuck at ln(10) or learning (the module docstring)."""
+    seen = step_losses + epoch_losses
+    learned_once = any(x <= CHANCE - 0.2 for x in seen)
     if status == "diverged":
         return "collapsed" if learned_once else "exploded"
-    if not learned_once:
-        return "never learned"
-    if epoch_losses and abs(epoch_losses[-1] - CHANCE) <= 0.05:
+    if seen and min(seen) >= CHANCE - 0.01:
+        return "stuck at ln(10)"
+    if learned_once and epoch_losses and abs(epoch_losses[-1] - CHANCE) <= 0.05:
         return "collapsed late"
-    return "learned"
+    return "learning"
 
 
 def one_run(cfg: TrainConfig, spec, train_data, test_data) -> dict:
@@ -79,8 +83,14 @@ def main() -> int:
     p.add_argument("--max-test", type=int, default=2000, help="test images per evaluation")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="another TrainConfig field for every run, e.g. --set optimizer=sgd-momentum")
+    p.add_argument("--no-final-relu", action="store_true",
+                   help="the last block without its ReLU (NetSpec.final_relu = False)")
     p.add_argument("--json", help="append one JSON line per run here")
+    p.add_argument("--table-from", metavar="FILE", help="only print the table of a --json file")
     args = p.parse_args()
+    if args.table_from:
+        print_table([json.loads(line) for line in open(args.table_from)])
+        return 0
     extra = {}
     for item in args.set:
         key, _, value = item.partition("=")
@@ -88,31 +98,28 @@ def main() -> int:
         extra[key] = type(default)(value) if default is not None else float(value)
 
     spec, base, _, _ = exercise_plan("batch-puzzle", "cpu")
+    spec = spec.replace(final_relu=not args.no_final_relu)
     train_data = load_dataset(args.dataset, train=True)
     test_data = load_dataset(args.dataset, train=False)
     grid = list(itertools.product(
         [int(b) for b in args.batch.split(",")], [float(x) for x in args.lr.split(",")],
         [int(n) for n in args.examples.split(",")], [int(e) for e in args.epochs.split(",")]))
-    print(f"`{spec.name}` without BatchNorm, recipe {base.recipe} {extra or ''}, on `{args.dataset}`; torch "
+    print(f"`{spec.name}` without BatchNorm{'' if spec.final_relu else ' or its final ReLU'}, recipe {base.recipe} {extra or ''}, on `{args.dataset}`; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}); {len(grid)} cells x {args.seeds} seeds",
           file=sys.stderr)
     t_all = time.perf_counter()
-    table = []
+    rows = []
     for batch, lr, examples, epochs in grid:
-        counts: dict[str, int] = {}
-        accs, walls = [], []
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             cfg = TrainConfig.from_dict({**base.to_dict(), "batch_size": batch, "lr": lr,
                                          "max_train_examples": examples, "epochs": epochs,
                                          "seed": seed, "dataset": args.dataset,
                                          "max_test_examples": args.max_test, **extra})
             row = one_run(cfg, spec, train_data, test_data)
-            row.update(batch_size=batch, lr=lr, examples=examples, epochs_planned=epochs, seed=seed)
-            counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
-            walls.append(row["wall_s"])
-            if row["outcome"] == "learned":
-                accs.append(row["final_test_acc"])
+            row.update(batch_size=batch, lr=lr, examples=examples, epochs_planned=epochs, seed=seed,
+                       config=extra, final_relu=spec.final_relu)
+            rows.append(row)
             print(f"batch {batch} lr {lr} n {examples} ep {epochs} seed {seed}: {row['outcome']}, "
                   f"test acc {row['final_test_acc']}, epoch losses "
                   f"{[round(x, 3) for x in row['epoch_train_loss']]}, {row['wall_s']:.0f} s",
@@ -120,19 +127,32 @@ def main() -> int:
             if args.json:
                 with open(args.json, "a") as f:
                     f.write(json.dumps(row) + "\n")
-        table.append((batch, lr, examples, epochs, counts, accs, walls))
     print(f"\nAll runs: {time.perf_counter() - t_all:.0f} s; load average "
           f"{os.getloadavg()[0]:.1f} at the end.\n")
-    print("| batch | lr | images | epochs | seeds | collapsed | collapsed late | exploded | never learned | "
-          "learned (final test acc) | s per run |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
-    for batch, lr, examples, epochs, c, accs, walls in table:
-        acc = ", ".join(f"{a:.2f}" for a in accs) or "-"
-        print(f"| {batch} | {lr:g} | {examples:,} | {epochs} | {sum(c.values())} | "
-              f"{c.get('collapsed', 0)} | {c.get('collapsed late', 0)} | {c.get('exploded', 0)} | "
-              f"{c.get('never learned', 0)} | {c.get('learned', 0)} ({acc}) | "
-              f"{sum(walls) / len(walls):.0f} |")
+    print_table(rows)
     return 0
+
+
+OUTCOMES = ("collapsed", "collapsed late", "exploded", "stuck at ln(10)")
+
+
+def print_table(rows: list[dict]) -> None:
+    """One line per cell (optimizer, final ReLU, batch, lr, images, epochs): how its runs ended."""
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        r["outcome"] = outcome(r["status"], r["epoch_train_loss"], r["step_train_loss"])
+        key = (r.get("config", {}).get("optimizer", "sgd"), r.get("final_relu", True),
+               r["batch_size"], r["lr"], r["examples"], r["epochs_planned"])
+        cells.setdefault(key, []).append(r)
+    print("| optimizer | final ReLU | batch | lr | images | epochs | seeds | " + " | ".join(OUTCOMES)
+          + " | learning (final test acc) | s per run |")
+    print("|---|---|---:|---:|---:|---:|---:|" + "---:|" * len(OUTCOMES) + "---|---:|")
+    for (opt, relu, batch, lr, examples, epochs), rs in cells.items():
+        n = {o: sum(r["outcome"] == o for r in rs) for o in (*OUTCOMES, "learning")}
+        acc = ", ".join(f"{r['final_test_acc']:.2f}" for r in rs if r["outcome"] == "learning") or "-"
+        print(f"| {opt} | {'yes' if relu else 'no'} | {batch} | {lr:g} | {examples:,} | {epochs} | "
+              f"{len(rs)} | " + " | ".join(str(n[o]) for o in OUTCOMES)
+              + f" | {n['learning']} ({acc}) | {sum(r['wall_s'] for r in rs) / len(rs):.0f} |")
 
 
 if __name__ == "__main__":

@@ -85,6 +85,8 @@ else:   # the controls that queue runs
                 spec, cfg, factors, seeds = exercise_plan(key, device)
                 runs = expand(spec, cfg, factors, seeds)
                 st.caption(plan_text(len(runs), factors, seeds, cfg))
+                if device != "cuda" and ex.cpu_note:
+                    st.caption(ex.cpu_note)
                 st.button("Start", key=A + "ex." + key, on_click=queue,
                           args=(runs, ex.short))
                 result_card(store, groups, key)

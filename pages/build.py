@@ -82,6 +82,7 @@ def variant() -> None:
     for i in range(1, ss[W + "n_blocks"] + 1):
         block_widgets(sb, f"{W}b{i}.", i)
     sb.radio("Head", controls.CHOICES["head"], key=W + "head", horizontal=True, help=H.HEAD)
+    sb.toggle("Final ReLU", key=W + "final_relu", help=H.FINAL_RELU)
     if ss[W + "head"] == "fc":
         a, b = sb.columns(2)
         number(a, "Hidden FC layers", W + "fc_layers", H.FC_LAYERS)
@@ -90,10 +91,13 @@ def variant() -> None:
     sb.divider()
     sb.caption("Memory estimate settings")
     ss.setdefault(W + "batch", 128)
-    sb.select_slider("Batch size", controls.MEMORY_BATCH_SIZES, key=W + "batch", help=H.BATCH)
+    sb.select_slider("Batch size", controls.MEMORY_BATCH_SIZES, key=W + "batch", help=H.BATCH,
+                     bind="query-params")
     a, b = sb.columns(2)
-    precision = a.selectbox("Precision", PRECISIONS, key=W + "precision", help=H.PRECISION)
-    optimizer = b.selectbox("Optimiser", MEMORY_OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER)
+    precision = a.selectbox("Precision", PRECISIONS, key=W + "precision", help=H.PRECISION,
+                            bind="query-params")
+    optimizer = b.selectbox("Optimiser", MEMORY_OPTIMIZERS, key=W + "optimizer", help=H.OPTIMIZER,
+                            bind="query-params")
 
     # --- the spec and its summary ---
     values = {k[len(W):]: v for k, v in ss.items() if isinstance(k, str) and k.startswith(W)}

@@ -70,7 +70,7 @@ if dataset:
         data = test_set(dataset, ckpt.config.get("bad_files", "refuse"))
     except DataError as e:
         st.warning(f"{e} Upload an image below instead.")
-st.caption(f"**{spec.name}**, {spec.head} head, trained {ckpt.epoch} epoch(s)"
+st.caption(f"**{spec.name}**, {spec.head} head{'' if spec.final_relu else ', no final ReLU'}, trained {ckpt.epoch} epoch(s)"
            + (f" on `{dataset}`" if dataset else "") + f"; input {spec.in_channels}x{spec.input_size}x{spec.input_size}.")
 analysis_key = f"analysis_{run['id']}" if run else f"analysis_upload_{upload_digest[:16]}"
 probe_section(ckpt, data, run, f"{analysis_key} {version if run else ''}")

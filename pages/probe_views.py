@@ -30,7 +30,7 @@ def _queue_fixes(run: dict, owner: str) -> None:
 def probe_section(ckpt, data, run: dict | None, version: str) -> None:
     """The probe, open for a collapsed ("diverged") run and offered for any other."""
     from nin_explorer.learn.config import TrainConfig
-    from nin_explorer.look.probe import NO_FINAL_RELU, findings, fix_runs, rows
+    from nin_explorer.look.probe import findings, fix_runs, rows
     from nin_explorer.net.spec import NetSpec
     from pages.common import visitor
     died = bool(run) and run["status"] == "diverged"
@@ -42,7 +42,7 @@ def probe_section(ckpt, data, run: dict | None, version: str) -> None:
         if not died and not st.toggle("Run the probe", key="probe_on"):
             return
         p = _probe(version, ckpt, data)
-        for line in findings(p, ckpt.spec.head):
+        for line in findings(p, ckpt.spec.head, ckpt.spec.final_relu):
             (st.error if line.startswith("NiN's trap") else st.markdown)(line)
         loss = f"loss {p.loss:.3f} (ln {len(p.map_ranges)} = {p.chance_loss:.3f}), " if p.loss is not None else ""
         st.caption(f"On {p.images} test images: {loss}gradient norm {p.grad_norm:.3g}; a unit is "
@@ -60,7 +60,9 @@ def probe_section(ckpt, data, run: dict | None, version: str) -> None:
                                                     TrainConfig.from_dict(run["config"]))]
         st.markdown(f"**Try the fixes**: the same run again at its own seed ({run['config'].get('seed', 0)}): "
                     + ", ".join(tries) + " (lower lr: / 10; warm-up: one epoch"
-                    + ("" if "BatchNorm" in tries else "; it has BatchNorm already") + "). " + NO_FINAL_RELU)
+                    + ("" if "BatchNorm" in tries else "; it has BatchNorm already")
+                    + ("; no final ReLU: the last block's last conv gives the class maps, which may "
+                       "then be negative" if "no final ReLU" in tries else "") + ").")
         st.button("Queue the fixes as an ablation", key="probe_fix", on_click=_queue_fixes,
                   args=(run, visitor().id), type="primary" if died else "secondary")
         if "probe.refused" in st.session_state:

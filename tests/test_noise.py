@@ -7,8 +7,8 @@ from nin_explorer.runs.noise import (finding, mark_table, mean_pm, verdicts, wit
 
 
 def _rows(setting, accs, status="completed", flops=100, speed=1000.0):
-    return [{"setting": setting, "status": status, "final_test_acc": a, "flops": flops,
-             "examples_per_sec": speed} for a in accs]
+    return [{"setting": setting, "status": status, "final_test_acc": a, "best_test_acc": a,
+             "flops": flops, "examples_per_sec": speed} for a in accs]
 
 
 def test_the_rule_is_difference_of_means_against_the_larger_seed_sd():
@@ -46,6 +46,12 @@ def test_findings_say_the_numbers_or_that_the_runs_do_not_settle_it():
     assert "no run collapsed (4 runs)" in finding(_rows("a", [0.8, 0.8]) + _rows("b", [0.7, 0.7]),
                                                   always_count_collapses=True)
     assert finding(_rows("a", [None])).startswith("The runs do not settle it yet: 0 of 1")
+    stuck = _rows("256", [0.10, 0.12, 0.09]) + _rows("128", [0.10, 0.10, 0.11])
+    assert finding(stuck, always_count_collapses=True) == (
+        "The runs do not settle it: none of the 6 runs left chance (best test accuracy 12%, chance "
+        "10%), so there was nothing to compare or to collapse.")
+    some = _rows("256", [0.80, 0.12, 0.82]) + _rows("128", [0.81, 0.83, 0.79])
+    assert finding(some).endswith("; 1 of 6 runs never left chance.")
 
 
 def test_x_axes_epochs_examples_seconds_flops():

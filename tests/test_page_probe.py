@@ -38,13 +38,16 @@ def test_a_collapsed_run_shows_the_probe_and_queues_its_fixes(use_trained_home, 
     trap = [e.value for e in at.error if e.value.startswith("NiN's trap")]
     assert trap and "2.303" in trap[0] and "cannot recover" in trap[0]
     fixes = " ".join(m.value for m in at.markdown)
-    assert "needs a network option" in fixes and "it has BatchNorm already" in fixes
+    assert "no final ReLU: the last block's last conv gives the class maps" in fixes
+    assert "it has BatchNorm already" in fixes
     at.button(key="probe_fix").click().run()
     assert not at.exception, at.exception
     queued = store.list_runs(("queued",))
-    assert len(queued) == 3 and all(r["config"]["seed"] == 0 for r in queued)
+    assert len(queued) == 4 and all(r["config"]["seed"] == 0 for r in queued)
     assert {r["config"]["ablation_setting"] for r in queued} == {     # modern recipe: BatchNorm on
-        "fix = as it was", "fix = lower lr", "fix = warm-up"}
+        "fix = as it was", "fix = lower lr", "fix = warm-up", "fix = no final ReLU"}
+    assert [r["spec"].get("final_relu", True) for r in sorted(queued, key=lambda r: r["id"])] == [
+        True, True, True, False]
     assert "Queued" in at.success[0].value
 
 

@@ -7,7 +7,7 @@ import torch
 
 from nin_explorer.learn.config import TrainConfig
 from nin_explorer.look.maps import Checkpoint
-from nin_explorer.look.probe import NO_FINAL_RELU, findings, fix_runs, probe, rows
+from nin_explorer.look.probe import findings, fix_runs, probe, rows
 from nin_explorer.net.build import build_model
 from nin_explorer.net.presets import TINY
 
@@ -56,13 +56,14 @@ def test_the_fixes_are_an_ablation_at_the_dead_run_s_seed():
     cfg = TrainConfig.from_dict({"recipe": "book", "lr": 0.1, "epochs": 3, "seed": 7})
     spec = TINY.replace(blocks=tuple(dataclasses.replace(b, batch_norm=False) for b in TINY.blocks))
     runs = {r.setting["fix"]: r for r in fix_runs(spec, cfg)}
-    assert set(runs) == {"as it was", "lower lr", "warm-up", "BatchNorm"}
+    assert set(runs) == {"as it was", "lower lr", "warm-up", "BatchNorm", "no final ReLU"}
     assert all(r.seed == 7 and r.config.seed == 7 for r in runs.values())
     assert runs["lower lr"].config.lr == pytest.approx(0.01)
     assert runs["warm-up"].config.warmup_epochs == 1.0
     assert all(b.batch_norm for b in runs["BatchNorm"].spec.blocks)
     assert not any(b.batch_norm for b in runs["as it was"].spec.blocks)
-    assert "needs a network option" in NO_FINAL_RELU
+    assert not runs["no final ReLU"].spec.final_relu and runs["as it was"].spec.final_relu
+    assert runs["no final ReLU"].spec.replace(final_relu=True) == spec      # nothing else changed
     modern = TrainConfig.from_dict({"recipe": "modern", "seed": 7})          # BatchNorm already
     assert "BatchNorm" not in {r.setting["fix"] for r in fix_runs(TINY, modern)}
 

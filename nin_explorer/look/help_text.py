@@ -38,6 +38,9 @@ DROPOUT = "Randomly zeroes this share of activations while training (the book us
 HEAD = ("`gap`: global average pooling of one map per class, no fully connected layer (NiN). "
         "`gap-linear`: average each map, then one linear layer (GoogLeNet). `fc`: flatten and "
         "fully connected layers (AlexNet, VGG), where most of their parameters live.")
+FINAL_RELU = ("On: the last block ends in a ReLU, as in the book, so every class map and logit "
+              "is >= 0, and once all maps are 0 the loss sits at ln(classes) with no gradient "
+              "(NiN's trap). Off: the last conv's output is the class maps, free to go negative.")
 BATCH = "Batch size for the memory estimate (activations grow linearly with it)."
 PRECISION = "fp32, or bf16 autocast (activations in 2 bytes; weights stay fp32 plus bf16 copies)."
 OPTIMIZER = "Optimiser state: SGD keeps none, momentum one copy of the weights, Adam two."

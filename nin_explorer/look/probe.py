@@ -22,10 +22,6 @@ from nin_explorer.learn.device_data import to_input
 PROBE_IMAGES = 256          # test images a probe runs (the first ones: the same for every run)
 MIN_BATCH = 64              # a network whose batch within budget is smaller gets one batch
 DEAD_SHARE = 0.5            # a layer with at least this share of dead units is named
-# The fix "no final ReLU" needs a spec option that does not exist (every conv of a block is
-# followed by its ReLU; layers.py), so it is named and not offered.
-NO_FINAL_RELU = ("No final ReLU (the last conv's output used as class maps, so logits can be "
-                 "negative) needs a network option this version does not have.")
 
 
 @dataclass
@@ -94,7 +90,7 @@ def probe(ckpt, images: torch.Tensor, labels: torch.Tensor | None = None,
         map_hi = ch if map_hi is None else torch.maximum(map_hi, ch)
     layers = [LayerProbe(k, len(m), int((m == 0).sum())) for k, m in unit_max.items()]
     ranges = list(zip(map_lo.tolist(), map_hi.tolist()))
-    trap = ckpt.spec.head == "gap" and max(map_hi.abs().max(), map_lo.abs().max()) == 0
+    trap = ckpt.spec.head == "gap" and ckpt.spec.final_relu and max(map_hi.abs().max(), map_lo.abs().max()) == 0
     grad = math.sqrt(sum(float((g / n).pow(2).sum()) for g in grads)) if labels is not None else None
     return Probe(layers, (lo, hi), ranges, loss_sum / n if labels is not None else None, grad,
                  math.log(ckpt.spec.num_classes), bool(trap), n)
@@ -110,7 +106,7 @@ def probe_test_set(ckpt, images: torch.Tensor, labels: torch.Tensor) -> Probe:
     return probe(ckpt, images[:n], labels[:n], batch_size=batch)
 
 
-def findings(p: Probe, head: str) -> list[str]:
+def findings(p: Probe, head: str, final_relu: bool = True) -> list[str]:
     """What the probe says, in sentences (the first one names the trap when it applies)."""
     out = []
     if p.trap:
@@ -122,7 +118,7 @@ def findings(p: Probe, head: str) -> list[str]:
             "outputs 0 passes no gradient" + (f" (gradient norm {p.grad_norm:.2g})"
                                               if p.grad_norm is not None else "")
             + ": the run cannot recover by itself.")
-    elif head == "gap" and p.logit_range[0] >= 0:
+    elif head == "gap" and final_relu and p.logit_range[0] >= 0:
         out.append(f"Logits range from {p.logit_range[0]:.3g} to {p.logit_range[1]:.3g}: never "
                    "negative, as the last block ends in a ReLU.")
     else:
@@ -148,13 +144,11 @@ def rows(p: Probe) -> list[dict]:
 
 # --- the fixes, as an ablation against the dead run ---
 
-FIXES = ("lower lr", "warm-up", "BatchNorm")
-
-
 def fix_runs(spec, cfg) -> list:
     """PlannedRuns (runs.ablation) that retry a dead run with each fix, at its own seed: the
     learning rate / 10, one epoch of linear warm-up, BatchNorm after every conv (unless it had
-    it); plus the run as it was, for comparison."""
+    it), no ReLU at the end of the last block (unless it had none, or it is an Inception block);
+    plus the run as it was, for comparison."""
     from nin_explorer.runs.ablation import PlannedRun, apply_factor, setting_label
     tries = [("as it was", spec, cfg),
              ("lower lr", spec, cfg.replace(lr=cfg.lr / 10)),
@@ -164,6 +158,8 @@ def fix_runs(spec, cfg) -> list:
     from nin_explorer.learn.config import apply_recipe
     if all(b.batch_norm for b in apply_recipe(spec, cfg)[0].blocks):
         tries.pop()                    # it had BatchNorm already (its own or its recipe's)
+    if spec.final_relu and spec.blocks[-1].kind != "inception":
+        tries.append(("no final ReLU", spec.replace(final_relu=False), cfg))
     for label, s, c in tries:
         setting = {"fix": label}
         out.append(PlannedRun(setting, cfg.seed, s, c.replace(ablation_setting=setting_label(setting))))

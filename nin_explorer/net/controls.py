@@ -8,7 +8,7 @@ from __future__ import annotations
 from nin_explorer.net.spec import BLOCK_KINDS, HEADS, MAX_TEXT_CHARS, POOLS, BlockSpec, NetSpec, SpecError
 
 NET_KEYS = ("name", "in_channels", "input_size", "num_classes", "n_blocks", "head",
-            "fc_layers", "fc_width", "fc_dropout")
+            "fc_layers", "fc_width", "fc_dropout", "final_relu")
 BLOCK_KEYS = ("kind", "out_channels", "kernel", "stride", "padding", "n_extra_1x1",
               "widths_1x1", "n_convs", "batch_norm", "pool", "pool_kernel", "pool_stride",
               "pool_padding", "dropout", "paths")
@@ -48,7 +48,7 @@ def spec_to_controls(spec: NetSpec) -> dict:
         "name": spec.name, "in_channels": spec.in_channels, "input_size": spec.input_size,
         "num_classes": spec.num_classes, "n_blocks": len(spec.blocks), "head": spec.head,
         "fc_layers": len(spec.fc_hidden), "fc_width": spec.fc_hidden[0] if spec.fc_hidden else 4096,
-        "fc_dropout": float(spec.fc_dropout),
+        "fc_dropout": float(spec.fc_dropout), "final_relu": spec.final_relu,
     }
     for i, b in enumerate(spec.blocks, start=1):
         values.update({f"b{i}.{k}": v for k, v in block_controls(b).items()})
@@ -120,4 +120,5 @@ def controls_to_spec(values: dict) -> NetSpec:
         name=str(values["name"]), in_channels=int(values["in_channels"]),
         input_size=int(values["input_size"]), num_classes=int(values["num_classes"]),
         blocks=tuple(blocks), head=head, fc_hidden=hidden,
-        fc_dropout=round(float(values["fc_dropout"]), 4))
+        fc_dropout=round(float(values["fc_dropout"]), 4),
+        final_relu=bool(values.get("final_relu", True)))

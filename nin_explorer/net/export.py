@@ -88,7 +88,10 @@ def pytorch_snippet(spec: NetSpec) -> str:
     c = spec.in_channels
     for i, b in enumerate(spec.blocks, start=1):
         body.append(f"# block {i}")
-        body += _block_lines(b, c)
+        lines = _block_lines(b, c)
+        if i == len(spec.blocks) and not spec.final_relu:   # the block's modules, less its ReLU
+            lines[0] = f"*{lines[0][:-1]}[:-1],  # without its final ReLU: logits may be negative"
+        body += lines
         c = b.channels_out
     body.append("# head")
     if spec.head in ("gap", "gap-linear"):

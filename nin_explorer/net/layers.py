@@ -28,7 +28,7 @@ class Layer:
 def plan_layers(spec: NetSpec) -> list[Layer]:
     layers: list[Layer] = []
     for i, b in enumerate(spec.blocks, start=1):
-        _plan_block(layers, f"block{i}", b)
+        _plan_block(layers, f"block{i}", b, relu_last=spec.final_relu or i < len(spec.blocks))
     _plan_head(layers, spec)
     return layers
 
@@ -39,7 +39,7 @@ def _add(layers: list[Layer], **kw) -> int:
     return len(layers) - 1
 
 
-def _conv_relu(layers, name, block, out, k, s, p, bn, source=None, path=""):
+def _conv_relu(layers, name, block, out, k, s, p, bn, source=None, path="", relu=True):
     extra = {} if source is None else {"source": source}
     _add(layers, name=f"{name}", block=block, type="Conv2d", out_channels=out,
          kernel=k, stride=s, padding=p, path=path, **extra)
@@ -47,20 +47,25 @@ def _conv_relu(layers, name, block, out, k, s, p, bn, source=None, path=""):
     prefix = name.rsplit(".", 1)[0]
     if bn:
         _add(layers, name=f"{prefix}.bn{suffix}", block=block, type="BatchNorm2d", path=path)
+    if not relu:
+        return len(layers) - 1
     return _add(layers, name=f"{prefix}.relu{suffix}", block=block, type="ReLU", path=path)
 
 
-def _plan_block(layers: list[Layer], block: str, b: BlockSpec) -> None:
+def _plan_block(layers: list[Layer], block: str, b: BlockSpec, relu_last: bool = True) -> None:
+    """`relu_last` False: the block's last conv has no ReLU (NetSpec.final_relu; NiN and conv)."""
     if b.kind == "nin":
-        _conv_relu(layers, f"{block}.conv0", block, b.out_channels, b.kernel, b.stride,
-                   b.padding, b.batch_norm)
         widths = b.extra_1x1_channels or (b.out_channels,) * b.n_extra_1x1
+        _conv_relu(layers, f"{block}.conv0", block, b.out_channels, b.kernel, b.stride,
+                   b.padding, b.batch_norm, relu=relu_last or bool(widths))
         for j, w in enumerate(widths, start=1):
-            _conv_relu(layers, f"{block}.conv{j}", block, w, 1, 1, 0, b.batch_norm)
+            _conv_relu(layers, f"{block}.conv{j}", block, w, 1, 1, 0, b.batch_norm,
+                       relu=relu_last or j < len(widths))
     elif b.kind == "conv":
         for j in range(b.n_convs):
             _conv_relu(layers, f"{block}.conv{j}", block, b.out_channels, b.kernel,
-                       b.stride if j == 0 else 1, b.padding, b.batch_norm)
+                       b.stride if j == 0 else 1, b.padding, b.batch_norm,
+                       relu=relu_last or j < b.n_convs - 1)
     else:  # inception: four paths from the same input, joined on channels
         start = len(layers) - 1
         c1, c2a, c2b, c3a, c3b, c4 = b.paths

@@ -99,6 +99,10 @@ class NetSpec:
     head: str = "gap"
     fc_hidden: tuple[int, ...] = ()
     fc_dropout: float = 0.5
+    # False drops the ReLU that ends the last block (a NiN or conv block): its last conv's output
+    # is then the class maps, so logits can be negative and NiN's trap (every map 0, no
+    # gradient) cannot close. Kept out of to_dict when True, so older stored specs stay equal.
+    final_relu: bool = True
 
     def __post_init__(self):
         validate(self)
@@ -114,6 +118,7 @@ class NetSpec:
             "head": self.head,
             "fc_hidden": list(self.fc_hidden),
             "fc_dropout": self.fc_dropout,
+            **({} if self.final_relu else {"final_relu": False}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -242,6 +247,9 @@ def validate(spec: NetSpec) -> None:
     if spec.head != "fc" and spec.fc_hidden:
         raise SpecError("Hidden fully connected layers only exist with the 'fc' head; "
                         "clear them or choose head 'fc'.")
+    if not spec.final_relu and spec.blocks[-1].kind == "inception":
+        raise SpecError("An Inception last block ends in a concatenation, not one ReLU: keep "
+                        "'final ReLU' on, or make the last block a NiN or conv block.")
     last = spec.blocks[-1].channels_out
     if spec.head == "gap" and last != spec.num_classes:
         raise SpecError(

@@ -90,6 +90,9 @@ FACTORS: dict[str, Factor] = {f.name: f for f in (
     Factor("last_block", "Last block", ("nin block", "one conv"),
            "Exercise 4: the class maps made by a NiN block, or by a single conv straight from the "
            "previous block's channels."),
+    Factor("final_relu", "Final ReLU", (True, False),
+           "Whether the last block ends in a ReLU (the book's NiN does): without it the class "
+           "maps, and so the logits, can be negative, and NiN's trap cannot close."),
     Factor("dropout", "Dropout", (0.0, 0.25, 0.5), "Dropout before the last block."),
     Factor("batch_norm", "BatchNorm", (False, True), "BatchNorm after every conv."),
     Factor("lr", "Learning rate", (0.01, 0.05, 0.1), "Peak learning rate."),
@@ -109,6 +112,8 @@ def apply_factor(spec: NetSpec, cfg: TrainConfig, name: str, value) -> tuple[Net
         return _last_block(spec, value), cfg
     if name == "dropout":
         return _with_dropout(spec, float(value)), cfg
+    if name == "final_relu":
+        return spec.replace(final_relu=bool(value)), cfg
     if name == "batch_norm":
         return _all_blocks(spec, batch_norm=bool(value)), cfg
     if name == "width":
@@ -202,7 +207,7 @@ def result_rows(runs: list[dict], epochs: dict[int, list[dict]]) -> list[dict]:
         s = summarize(NetSpec.from_dict(r["spec"]), r["config"]["batch_size"])
         peaks = [e["peak_train_memory_bytes"] for e in epochs[r["id"]]
                  if e.get("peak_train_memory_bytes")]
-        rows.append({"setting": run_setting(r), "status": r["status"],
+        rows.append({"setting": run_setting(r), "status": r["status"], "classes": s.output_shape[0],
                      "best_test_acc": r.get("best_test_acc"), "final_test_acc": r.get("final_test_acc"),
                      "params": s.params, "flops": s.flops,
                      "examples_per_sec": r.get("examples_per_sec"), "wall_s": r.get("wall_s"),
@@ -266,6 +271,8 @@ class Exercise:
     seeds: int
     config: dict          # TrainConfig overrides
     base_change: str = ""   # "no-bn" or "nin-last-block": how exercise_plan alters the base
+    cpu_config: dict = dataclasses.field(default_factory=dict)   # more overrides on a CPU
+    cpu_note: str = ""      # what the CPU version shows, when it differs from the lesson
 
     @property
     def short(self) -> str:
@@ -309,7 +316,7 @@ def exercise_plan(key: str, device: str) -> tuple[NetSpec, TrainConfig, dict, in
     ex = EXERCISES[key]
     gpu = device == "cuda"
     spec = D2L if gpu else TINY
-    overrides = {**(GPU_CONFIG if gpu else CPU_CONFIG), **ex.config}
+    overrides = {**(GPU_CONFIG if gpu else CPU_CONFIG), **ex.config, **({} if gpu else ex.cpu_config)}
     if ex.base_change == "no-bn":
         spec = _all_blocks(spec, batch_norm=False)
     elif not gpu:

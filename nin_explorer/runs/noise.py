@@ -16,6 +16,7 @@ NOISE_RULE = ("A difference is within noise when the difference of the means is 
               "the larger of the two settings' seed standard deviations; with one finished seed "
               "a setting's spread is unknown.")
 METRIC = "final_test_acc"
+CHANCE_MARGIN = 0.05   # a finished run whose best test accuracy stays within this of chance never learned
 AXES = {"epochs": "epoch", "examples seen": "examples seen", "seconds": "seconds",
         "FLOPs": "training FLOPs"}      # choice -> axis title
 
@@ -145,14 +146,29 @@ def collapses(rows: list[dict]) -> str:
     return "collapsed: " + ", ".join(f"{d} of {n} at {s}" for s, (d, n) in counts.items())
 
 
+def never_learned(rows: list[dict]) -> list[dict]:
+    """Finished runs whose best test accuracy stayed within CHANCE_MARGIN of chance (1 / classes)."""
+    return [r for r in rows if r["status"] in ("completed", "stopped", "diverged")
+            and r.get("best_test_acc") is not None
+            and r["best_test_acc"] < 1 / r.get("classes", 10) + CHANCE_MARGIN]
+
+
 def finding(rows: list[dict], always_count_collapses: bool = False) -> str:
     """One sentence with numbers from an exercise's own run rows (ablation.result_rows)."""
+    stuck = never_learned(rows)
+    done = [r for r in rows if r["status"] in ("completed", "stopped", "diverged")]
+    if done and len(stuck) == len(done) == len(rows):
+        best = max(r["best_test_acc"] for r in stuck)
+        return (f"The runs do not settle it: none of the {len(rows)} runs left chance (best test "
+                f"accuracy {best:.0%}, chance {1 / rows[0].get('classes', 10):.0%}), so there was "
+                "nothing to compare or to collapse.")
     groups = by_setting(rows)
     means = {k: spread(v)[0] for k, v in groups.items() if v}
     crash = collapses(rows)
     if always_count_collapses and not crash and rows:
         crash = f"no run collapsed ({len(rows)} runs)"
-    tail = f"; {crash}." if crash else "."
+    tail = (f"; {crash}" if crash else "") + (
+        f"; {len(stuck)} of {len(rows)} runs never left chance." if stuck else ".")
     if len(means) < 2:
         return (f"The runs do not settle it yet: {sum(map(len, groups.values()))} of "
                 f"{len(rows)} runs have a result" + tail)
