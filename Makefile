@@ -55,7 +55,7 @@ CORE_TESTS += tests/test_config.py tests/test_loop.py tests/test_device_data.py 
 	tests/test_procs.py tests/test_jobs.py tests/test_roles.py tests/test_images.py tests/test_build.py \
 	tests/test_plan.py tests/test_compat.py tests/test_queries.py
 CORE_TESTS += tests/test_probe.py tests/test_noise.py tests/test_folder_facts.py tests/test_zip_import.py \
-	tests/test_cli_data.py tests/test_folder_training.py
+	tests/test_cli_data.py tests/test_folder_training.py tests/test_final_relu.py
 test-core:
 	PYTHONPATH=. python3 -m pytest -o addopts=-ra $(CORE_TESTS)
 

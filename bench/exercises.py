@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from nin_explorer.learn.config import TrainConfig  # noqa: E402
 from nin_explorer.learn.devices import resolve_device  # noqa: E402
 from nin_explorer.runs.ablation import (EXERCISES, exercise_plan, exercise_result, expand,  # noqa: E402
                                         group_name)
@@ -33,9 +34,10 @@ from nin_explorer.runs.queries import ablation_groups  # noqa: E402
 from nin_explorer.runs.tables import ACTIVE  # noqa: E402
 
 
-def run_exercise(jobs: JobManager, key: str, device: str, timeout_s: float) -> dict:
+def run_exercise(jobs: JobManager, key: str, device: str, timeout_s: float,
+                 extra: dict | None = None) -> dict:
     spec, cfg, factors, seeds = exercise_plan(key, device)
-    runs = expand(spec, cfg, factors, seeds)
+    runs = expand(spec, cfg.replace(**(extra or {})), factors, seeds)
     t0 = time.perf_counter()
     group = group_name(EXERCISES[key].short)
     jobs.submit_many([(r.spec, r.config, r.name) for r in runs], group=group)
@@ -58,18 +60,27 @@ def main() -> int:
     p.add_argument("--home", help="run store folder (default: a fresh temporary one)")
     p.add_argument("--at-once", type=int, default=default_at_once(), help="runs at once (the app's default)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per exercise")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="change every run's TrainConfig (then it is no longer the exercise's "
+                        "plan: for smoke tests), e.g. --set max_train_examples=256")
     p.add_argument("--json", help="append one JSON line per exercise here")
     args = p.parse_args()
+    extra = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        default = getattr(TrainConfig(), key)
+        extra[key] = type(default)(value) if default is not None else int(value)
     device = resolve_device("auto").type
     home = args.home or tempfile.mkdtemp(prefix="nin-exercises-")
     jobs = JobManager(home, max_concurrent=args.at_once)
     print(f"{device}; torch {torch.__version__}, {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}); {args.at_once} run(s) at once; "
-          f"store {home}", file=sys.stderr)
+          f"store {home}" + (f"; changed: {extra} (not the exercises' plans)" if extra else ""),
+          file=sys.stderr)
     results = []
     try:
         for key in args.only.split(","):
-            r = run_exercise(jobs, key, device, args.timeout)
+            r = run_exercise(jobs, key, device, args.timeout, extra)
             results.append(r)
             print(f"{key}: {r['runs']} runs in {r['queue_wall_s']:.0f} s: {r['card']}",
                   file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ section[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 header[data-testid="stHeader"] { display: none; }
 .stMain .block-container { padding-top: 1.5rem; max-width: 100%; }
 .stTabs [role="tablist"] { display: none; }
-""" + ",\n".join(f".stMain .stElementContainer:has(> .{c}):not(.st-key-{EXIT_KEY})" for c in CONTROLS) \
+""" + ",\n".join(f".stMain .stElementContainer:has(.{c}):not(.st-key-{EXIT_KEY})" for c in CONTROLS) \
     + """ { display: none; }
 .st-key-present_exit { position: fixed; top: 0.4rem; right: 0.6rem; z-index: 1000; width: auto !important; }
 </style>

@@ -45,3 +45,27 @@ def test_runs_at_once_compares_queues(tmp_path, shapes_root, monkeypatch):
     rows = json.loads(out.read_text())["rows"]
     assert [r["at_once"] for r in rows] == [1, 2]
     assert all(len(r["final_test_acc"]) == 2 and r["wall_s"] > 0 for r in rows)
+
+
+def test_exercises_runs_a_plan_through_the_queue_and_prints_its_card(tmp_path, shapes_root,
+                                                                     monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))
+    out = tmp_path / "ex.jsonl"
+    done = bench("bench/exercises.py", "--only", "last-block", "--home", str(tmp_path / "home"),
+                 "--set", "max_train_examples=256", "--set", "max_test_examples=64",
+                 "--set", "epochs=1", "--json", str(out))
+    row = json.loads(out.read_text())
+    assert row["runs"] == 4 and row["statuses"] == ["completed"] * 4 and row["queue_wall_s"] > 0
+    assert row["card"] and row["card"] in done.stdout and "Exercise 4" in done.stdout
+
+
+def test_batch_collapse_sorts_runs_and_reprints_its_table(tmp_path, shapes_root, monkeypatch):
+    monkeypatch.setenv("NIN_EXPLORER_DATA", str(shapes_root))
+    out = tmp_path / "bc.jsonl"
+    done = bench("bench/batch_collapse.py", "--batch", "64", "--lr", "0.1", "--examples", "256",
+                 "--epochs", "1", "--seeds", "2", "--max-test", "64", "--json", str(out))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["outcome"] in ("collapsed", "collapsed late", "exploded",
+                                                   "stuck at ln(10)", "learning") for r in rows)
+    again = bench("bench/batch_collapse.py", "--table-from", str(out))
+    assert again.stdout.strip().splitlines()[-1] == done.stdout.strip().splitlines()[-1]

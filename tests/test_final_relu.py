@@ -76,6 +76,7 @@ def test_it_is_an_ablation_factor():
 
 
 def test_the_build_page_switch_and_share_link():
+    pytest.importorskip("streamlit")          # `make test-core` runs this file where it is not
     from streamlit.testing.v1 import AppTest
     from conftest import ROOT
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)

@@ -36,7 +36,7 @@ def test_findings_say_the_numbers_or_that_the_runs_do_not_settle_it():
     assert finding(clear) == ("two: 10.0 points above one ± 1.0 over 3 seeds, 22% more FLOPs, "
                               "11% slower.")
     noisy = _rows("a", [0.80, 0.84]) + _rows("b", [0.81, 0.82])
-    assert finding(noisy).startswith("The runs do not settle it: a leads b by 0.5 points, within "
+    assert finding(noisy).startswith("The runs do not settle it: a leads b by 0.50 points, within "
                                      "the seed spread of ± 2.8 over 2 seeds")
     one = _rows("a", [0.8]) + _rows("b", [0.7])
     assert "spread is unknown" in finding(one)
@@ -65,3 +65,8 @@ def test_x_axes_epochs_examples_seconds_flops():
                                                              1280 * 3 * summarize(TINY, 1).flops]
     with pytest.raises(ValueError):
         with_x(run, rows, "hours")
+
+
+def test_differences_under_a_point_keep_two_decimals():
+    small = _rows("one", [0.9824, 0.9821]) + _rows("two", [0.9820, 0.9812])
+    assert finding(small).startswith("one: 0.07 points above two ± 0.06 over 2 seeds")

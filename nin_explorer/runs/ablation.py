@@ -299,7 +299,17 @@ EXERCISES: dict[str, Exercise] = {e.key: e for e in (
              "Learners report that the book's NiN sometimes collapses at batch 256: accuracy rises, "
              "then the loss jumps back to ln(10) = 2.303 and stays there. Run both batch sizes over "
              "several seeds without BatchNorm and count the collapses.",
-             {"batch_size": [128, 256]}, 3, {"recipe": "book", "lr": 0.1}, base_change="no-bn"),
+             {"batch_size": [128, 256]}, 3, {"recipe": "book", "lr": 0.1}, base_change="no-bn",
+             # bench/batch_collapse.py, docs/BENCHMARKS.md "The batch-size puzzle on a CPU"
+             cpu_config={"optimizer": "adam", "lr": 0.002, "epochs": 10},
+             cpu_note="On a CPU the book's recipe shows nothing: plain SGD keeps `tiny` without "
+                      "BatchNorm at ln(10) for minutes (0 of 10 runs left chance in 3 epochs, at "
+                      "batch 128 and 256), as its signal fades through ten ReLU layers. So the CPU "
+                      "plan trains with Adam at lr 0.002 for 10 epochs. Over 5 seeds per batch "
+                      "size no run collapsed after rising; NiN's trap closed instead in the first "
+                      "few dozen steps, at exactly ln(10): 1 of 5 runs at batch 128, 2 of 5 at 256 "
+                      "(seed 1 at both). Without the final ReLU, seeds 0-3 at 256 all learned. "
+                      "Probe a dead run on the GAP maps page and queue its fixes."),
 )}
 
 # On a CPU the exercises run the tiny preset on a slice of `shapes` so they finish in minutes;

@@ -179,12 +179,17 @@ def finding(rows: list[dict], always_count_collapses: bool = False) -> str:
     n = min(len(groups[best]), len(groups[second]))
     costs = _costs(rows, best, second)
     if sd is None:
-        return (f"The runs do not settle it: {best} leads {second} by {diff:.1f} points with "
+        return (f"The runs do not settle it: {best} leads {second} by {_pts(diff)} points with "
                 f"one seed, so the spread is unknown{costs}" + tail)
     if diff < sd:
-        return (f"The runs do not settle it: {best} leads {second} by {diff:.1f} points, within "
-                f"the seed spread of ± {sd:.1f} over {n} seeds{costs}" + tail)
-    return (f"{best}: {diff:.1f} points above {second} ± {sd:.1f} over {n} seeds{costs}" + tail)
+        return (f"The runs do not settle it: {best} leads {second} by {_pts(diff)} points, within "
+                f"the seed spread of ± {_pts(sd)} over {n} seeds{costs}" + tail)
+    return (f"{best}: {_pts(diff)} points above {second} ± {_pts(sd)} over {n} seeds{costs}" + tail)
+
+
+def _pts(x: float) -> str:
+    """Points of accuracy: one decimal, two below 1 (0.07 against 0.06 must not read 0.1 ± 0.1)."""
+    return f"{x:.2f}" if abs(x) < 1 else f"{x:.1f}"
 
 
 # --- runs picked by hand (Compare page): seeds of the same settings grouped ---
