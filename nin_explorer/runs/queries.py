@@ -260,6 +260,6 @@ def lineage_measured(runs: list[dict], dataset: str, epochs: int) -> list[dict]:
              "test accuracy": mean_pm([r.get(METRIC) for r in found[k]]),
              "vs best": v[setting[k]],
              "examples_per_sec": spread([r.get("examples_per_sec") for r in found[k]])[0],
-             "device": ", ".join(sorted({str(r.get("device")) for r in found[k]})),
+             "device": ", ".join(sorted({r["device"] for r in found[k] if r.get("device")})) or "-",
              "run ids": ", ".join(f"#{r['id']}" for r in sorted(found[k], key=lambda r: r["id"]))}
             for k in keys]
