@@ -6,6 +6,7 @@ from nin_explorer.runs.noise import AXES, NOISE_RULE, seed_groups, with_x
 from nin_explorer.runs.queries import differing_settings, ids_in, run_label, runs_table
 from pages.ablation_views import curves_axis
 from pages.common import get_store, page_title
+from pages.widgets import in_address
 
 page_title("Compare runs")
 store = get_store()
@@ -17,7 +18,7 @@ by_id = {r["id"]: r for r in runs}
 linked = ids_in(st.query_params.get("runs"), by_id)
 chosen = st.multiselect("Runs", list(by_id), default=linked or list(by_id)[:2], key="cmp_runs",
                         format_func=lambda i: run_label(by_id[i]))
-st.query_params["runs"] = ",".join(map(str, chosen))     # a link opens these runs
+in_address("runs", ",".join(map(str, chosen)))     # a link opens these runs
 if not chosen:
     st.stop()
 picked = [by_id[i] for i in chosen]

@@ -18,6 +18,7 @@ from pages.map_views import (block_maps_expander, checkpoint_or_reason, example_
                               test_set_figures)
 from pages.epoch_views import epochs_section
 from pages.probe_views import probe_section
+from pages.widgets import in_address
 
 
 page_title("GAP feature maps")
@@ -38,7 +39,7 @@ if source == "A run from the store":
     ids = list(labels)
     run_id = st.selectbox("Run", ids, index=index_of(ids, st.query_params.get("run")),
                           format_func=labels.get, key="maps_run")
-    st.query_params["run"] = str(run_id)
+    in_address("run", str(run_id))
     run = store.get_run(run_id)
     path, version = checkpoint_version(store, run_id)
     ckpt = checkpoint_or_reason(version, lambda: open_checkpoint(path))
@@ -113,10 +114,7 @@ else:
             index = picks[k]
 if index is not None:
     image, label = data.images[index], int(data.labels[index])
-if mode == "Random":
-    st.query_params["image"] = str(index)
-else:
-    st.query_params.pop("image", None)
+in_address("image", str(index) if mode == "Random" else None)
 
 if image is not None:
     r = class_maps(ckpt, image[None])

@@ -15,7 +15,7 @@ from nin_explorer.learn.config import ConfigError, RECIPES, TrainConfig, recipe_
 from pages import run_views
 from pages.common import current_spec, get_jobs, page_title, visitor
 from pages.data_views import adapted_spec, data_panel, dataset_picker
-from pages.widgets import preset_choice, training_widgets
+from pages.widgets import in_address, preset_choice, training_widgets
 
 page_title("Train")
 ss = st.session_state
@@ -32,7 +32,7 @@ def launch(spec, cfg, name: str) -> None:
     except (RoleError, SpecError) as e:
         ss[T + "refused"] = str(e)
         return
-    st.query_params["run"] = str(run_id)
+    in_address("run", str(run_id))
     ss[T + "open"] = run_id      # the picker keeps its own choice unless told
 
 
@@ -108,7 +108,7 @@ ids = [r["id"] for r in runs]
 run_id = st.selectbox("Run", ids, index=index_of(ids, st.query_params.get("run")), key=T + "open",
                       format_func=lambda i: run_title(next(r for r in runs if r["id"] == i)),
                       help="Its status and progress are in the line below.")
-st.query_params["run"] = str(run_id)
+in_address("run", str(run_id))
 shown = store.get_run(run_id)
 active = shown["status"] in ACTIVE
 if active and may_stop(who.id, shown.get("owner")):

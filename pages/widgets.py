@@ -55,6 +55,15 @@ def slider(where, label: str, key: str, help: str | None = None):
                         help=help)
 
 
+def in_address(name: str, value: str | None) -> None:
+    """?name=value in the address (None removes it), written only when it changes: each write
+    is a message to the browser. For values a bound widget cannot hold (run ids)."""
+    if value is None:
+        st.query_params.pop(name, None)
+    elif st.query_params.get(name) != value:
+        st.query_params[name] = value
+
+
 OPEN_BLOCK_KEY = "open.b{i}"   # the Build page's block expanders (set True to open one)
 
 
