@@ -85,3 +85,21 @@ def test_presentation_of_an_ablation_shows_only_its_exercise(tmp_path, monkeypat
     texts = " ".join(m.value for m in at.markdown)
     assert "Exercise 2: why two 1x1 convs per block?" in texts and "Exercise 1" not in texts
     assert any(i.value.startswith("**Result** (" + GROUP) for i in at.info)
+
+
+def test_hostile_values_in_a_link_are_ignored(use_trained_home):
+    from nin_explorer.runs.store import RunStore
+    run_id = RunStore(use_trained_home).list_runs()[0]["id"]
+    bad = {"maps_mode": "<script>", "maps_class": "../../etc/passwd", "maps_example": "²",
+           "epoch": "99999", "image": "1 OR 1=1", "present": "maybe", "maps_source": ""}
+    at = opened("pages/maps.py", run=str(run_id), **bad)
+    assert not at.exception, at.exception
+    assert at.radio(key="maps_mode").value == "By class" and at.toggle(key="present").value is False
+    at = opened("pages/maps.py", run=str(run_id), maps_mode="Random", image="²")
+    assert not at.exception and 0 <= at.session_state["maps_random_index"] < 1000
+    for path, params in [("pages/build.py", {"build.view": "../x", "w.batch": "7", "w.precision": "fp64"}),
+                         ("pages/compare.py", {"runs": "²,1 OR 1=1," + "9" * 5000}),
+                         ("pages/ablation.py", {"a.group": "<b>x</b>", "a.tab": "nope", "a.axis": "1e999"}),
+                         ("pages/lineage.py", {"lin_epochs": "-5", "lin_data": "folder:../../etc"})]:
+        at = opened(path, **params)
+        assert not at.exception, (path, at.exception)
