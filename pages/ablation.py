@@ -2,8 +2,8 @@
 import streamlit as st
 
 from nin_explorer.look import help_text as H
-from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, expand, exercise_plan,
-                                        group_name, plan_text)
+from nin_explorer.runs.ablation import (EXERCISES, FACTORS, WARN_RUNS, expand, exercise_of,
+                                        exercise_plan, group_name, plan_text)
 from nin_explorer.net.controls import ABLATION_LIMITS as LIMITS
 from nin_explorer.runs.jobs import MAX_AT_ONCE
 from nin_explorer.runs.roles import RoleError, may_stop
@@ -67,7 +67,7 @@ if A + "refused" in ss:
 groups = ablation_groups(store)
 shown = ss.get(A + "group") if ss.get(A + "group") in groups else st.query_params.get(A + "group")
 if presenting():   # only the shown ablation's exercise card, if it is an exercise's
-    key = next((k for k, ex in EXERCISES.items() if str(shown).startswith(ex.short + " · ")), None)
+    key = exercise_of(shown)
     if key:
         st.markdown(f"**{EXERCISES[key].title}**  \n{EXERCISES[key].text}")
         result_card(store, [shown], key)

@@ -147,8 +147,9 @@ def rows(p: Probe) -> list[dict]:
 def fix_runs(spec, cfg) -> list:
     """PlannedRuns (runs.ablation) that retry a dead run with each fix, at its own seed: the
     learning rate / 10, one epoch of linear warm-up, BatchNorm after every conv (unless it had
-    it), no ReLU at the end of the last block (unless it had none, or it is an Inception block);
-    plus the run as it was, for comparison."""
+    it), no ReLU at the end of the last block (unless it had none, or the spec refuses that:
+    an Inception last block); plus the run as it was, for comparison."""
+    from nin_explorer.net.spec import SpecError
     from nin_explorer.runs.ablation import PlannedRun, apply_factor, setting_label
     tries = [("as it was", spec, cfg),
              ("lower lr", spec, cfg.replace(lr=cfg.lr / 10)),
@@ -158,8 +159,11 @@ def fix_runs(spec, cfg) -> list:
     from nin_explorer.learn.config import apply_recipe
     if all(b.batch_norm for b in apply_recipe(spec, cfg)[0].blocks):
         tries.pop()                    # it had BatchNorm already (its own or its recipe's)
-    if spec.final_relu and spec.blocks[-1].kind != "inception":
-        tries.append(("no final ReLU", spec.replace(final_relu=False), cfg))
+    if spec.final_relu:
+        try:
+            tries.append(("no final ReLU", spec.replace(final_relu=False), cfg))
+        except SpecError:
+            pass                       # NetSpec.validate says which last blocks cannot
     for label, s, c in tries:
         setting = {"fix": label}
         out.append(PlannedRun(setting, cfg.seed, s, c.replace(ablation_setting=setting_label(setting))))

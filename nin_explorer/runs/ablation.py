@@ -349,6 +349,11 @@ def group_name(title: str, at: float | None = None) -> str:
     return f"{title} · {time.strftime('%H:%M:%S', time.localtime(at))}"
 
 
+def exercise_of(group: str | None) -> str | None:
+    """The key of the exercise whose Start button queued this group (group_name), else None."""
+    return next((k for k, ex in EXERCISES.items() if str(group).startswith(ex.short + " · ")), None)
+
+
 def exercise_result(store, groups: list[str], key: str) -> tuple[str, int, str] | None:
     """(newest group the exercise queued, runs still to finish, its finding in one sentence
     from those runs: noise.finding), or None before the exercise was ever started."""
@@ -356,7 +361,7 @@ def exercise_result(store, groups: list[str], key: str) -> tuple[str, int, str] 
     from nin_explorer.runs.tables import ACTIVE
 
     ex = EXERCISES[key]
-    mine = [g for g in groups if g.startswith(ex.short + " · ")]     # newest first, as given
+    mine = [g for g in groups if exercise_of(g) == key]     # newest first, as given
     if not mine:
         return None
     runs = store.list_runs(group=mine[0])

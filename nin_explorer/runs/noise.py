@@ -16,6 +16,7 @@ NOISE_RULE = ("A difference is within noise when the difference of the means is 
               "the larger of the two settings' seed standard deviations; with one finished seed "
               "a setting's spread is unknown.")
 METRIC = "final_test_acc"
+ENDED = ("completed", "stopped", "diverged")   # runs that trained to an end (not failed or lost)
 CHANCE_MARGIN = 0.05   # a finished run whose best test accuracy stays within this of chance never learned
 AXES = {"epochs": "epoch", "examples seen": "examples seen", "seconds": "seconds",
         "FLOPs": "training FLOPs"}      # choice -> axis title
@@ -140,7 +141,7 @@ def collapses(rows: list[dict]) -> str:
     for r in rows:
         c = counts.setdefault(r["setting"], [0, 0])
         c[0] += r["status"] == "diverged"
-        c[1] += r["status"] in ("completed", "diverged", "stopped")
+        c[1] += r["status"] in ENDED
     if not any(c[0] for c in counts.values()):
         return ""
     return "collapsed: " + ", ".join(f"{d} of {n} at {s}" for s, (d, n) in counts.items())
@@ -148,16 +149,14 @@ def collapses(rows: list[dict]) -> str:
 
 def never_learned(rows: list[dict]) -> list[dict]:
     """Finished runs whose best test accuracy stayed within CHANCE_MARGIN of chance (1 / classes)."""
-    return [r for r in rows if r["status"] in ("completed", "stopped", "diverged")
-            and r.get("best_test_acc") is not None
+    return [r for r in rows if r["status"] in ENDED and r.get("best_test_acc") is not None
             and r["best_test_acc"] < 1 / r.get("classes", 10) + CHANCE_MARGIN]
 
 
 def finding(rows: list[dict], always_count_collapses: bool = False) -> str:
     """One sentence with numbers from an exercise's own run rows (ablation.result_rows)."""
     stuck = never_learned(rows)
-    done = [r for r in rows if r["status"] in ("completed", "stopped", "diverged")]
-    if done and len(stuck) == len(done) == len(rows):
+    if rows and len(stuck) == len(rows):          # every run ended, and none left chance
         best = max(r["best_test_acc"] for r in stuck)
         return (f"The runs do not settle it: none of the {len(rows)} runs left chance (best test "
                 f"accuracy {best:.0%}, chance {1 / rows[0].get('classes', 10):.0%}), so there was "

@@ -254,11 +254,10 @@ def lineage_measured(runs: list[dict], dataset: str, epochs: int) -> list[dict]:
                 and cfg.get("dataset") == dataset and cfg.get("epochs") == epochs:
             found.setdefault((name, r["spec"].get("input_size")), []).append(r)
     keys = sorted(found, key=lambda k: (order.index(k[0]), k[1] or 0))
-    setting = {k: f"{labels[k[0]]} at {k[1]} px" for k in keys}
-    v = verdicts({setting[k]: [r.get(METRIC) for r in found[k]] for k in keys})
+    accs = {k: [r.get(METRIC) for r in found[k]] for k in keys}
+    v = verdicts(accs)
     return [{"network": labels[k[0]], "input": f"{k[1]} px", "runs": len(found[k]),
-             "test accuracy": mean_pm([r.get(METRIC) for r in found[k]]),
-             "vs best": v[setting[k]],
+             "test accuracy": mean_pm(accs[k]), "vs best": v[k],
              "examples_per_sec": spread([r.get("examples_per_sec") for r in found[k]])[0],
              "device": ", ".join(sorted({r["device"] for r in found[k] if r.get("device")})) or "-",
              "run ids": ", ".join(f"#{r['id']}" for r in sorted(found[k], key=lambda r: r["id"]))}
