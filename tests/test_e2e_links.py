@@ -44,4 +44,8 @@ def test_a_shown_view_and_presentation_mode_travel_in_the_link(tmp_path):
         expect(shown).not_to_have_url(re.compile(r"present="))
         expect(shown.get_by_test_id("stMain").get_by_role("tab", name="Memory")).to_have_attribute(
             "aria-selected", "true")
+        page.reload()                            # the first tab's session is its own
+        wait_for_app(page)
+        expect(page.get_by_role("button", name="Leave presentation")).to_be_visible()
+        expect(page.get_by_test_id("stSidebar")).to_be_hidden()
         browser.close()
