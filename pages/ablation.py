@@ -70,6 +70,8 @@ if presenting():   # only the shown ablation's exercise card, if it is an exerci
     key = exercise_of(shown)
     if key:
         st.markdown(f"**{EXERCISES[key].title}**  \n{EXERCISES[key].text}")
+        if device != "cuda" and EXERCISES[key].cpu_note:
+            st.caption(EXERCISES[key].cpu_note)
         result_card(store, [shown], key)
 else:   # the controls that queue runs
     tab_ex, tab_custom = st.tabs(["The book's exercises", "Your own ablation"], key=A + "tab",
